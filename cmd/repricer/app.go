@@ -1,0 +1,236 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/repricer/repricer/connectors/bundle"
+	"github.com/repricer/repricer/contracts"
+	"github.com/repricer/repricer/pipeline"
+	"github.com/repricer/repricer/rates"
+)
+
+// usageError is a command line or configuration problem (exit status 2).
+type usageError struct{ err error }
+
+func (e *usageError) Error() string { return e.err.Error() }
+func (e *usageError) Unwrap() error { return e.err }
+
+func usagef(format string, args ...any) error { return &usageError{fmt.Errorf(format, args...)} }
+
+func isUsage(err error) bool {
+	var u *usageError
+	var pu *pipeline.UsageError
+	var bf *bundle.FormatError
+	return errors.As(err, &u) || errors.As(err, &pu) || errors.As(err, &bf)
+}
+
+// run builds the command-line app and runs it with args.
+func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
+	app := &cli.App{
+		Name:  "repricer",
+		Usage: "price claim lines against provider contracts",
+		Description: `repricer reads claim lines (CSV or Parquet), finds each line's contract and
+contracted rate, and computes the allowed amount, stop loss, administrative fee
+and net payable in exact decimal money. Every input line ends up either in the
+priced file or in the exceptions file with a reason code.
+
+Exit status: 0 the run completed (exceptions are not failures); 1 the run
+failed and published nothing; 2 a usage or configuration error.`,
+		Reader:    stdin,
+		Writer:    stdout,
+		ErrWriter: stderr,
+		// Errors are reported by main; never let the library exit.
+		ExitErrHandler: func(*cli.Context, error) {},
+		OnUsageError:   onUsageError,
+		Commands: []*cli.Command{
+			repriceCommand(),
+			contractsCommand(),
+		},
+	}
+	return app.RunContext(ctx, args)
+}
+
+func onUsageError(_ *cli.Context, err error, _ bool) error { return &usageError{err} }
+
+func repriceCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "reprice",
+		Usage: "price claim files and write priced lines, exceptions and a summary",
+		Description: `Prices every line of the claim files against the contract schedule and writes,
+into the output folder:
+  priced.csv           priced lines: the input columns plus contract, rate and amounts
+  exceptions.csv       lines that could not be priced (error) or must be reviewed (review)
+  schedule_issues.csv  contracts and rates the schedule validation rejected
+  summary.json         counts and money totals by contract and by code, input checksums
+
+Files are written aside and moved into place only when the run succeeds and its
+books balance, so the folder never holds half a run.
+
+Example:
+  repricer reprice --contracts testdata/sample/contracts \
+      --claims testdata/sample/claims.csv --out out/`,
+		OnUsageError: onUsageError,
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "contracts", Usage: "contract bundle `DIR` (contracts.csv, rates.csv, rate_kinds.csv)"},
+			&cli.StringSliceFlag{Name: "claims", Usage: "claim `FILE` (.csv or .parquet; - for CSV on standard input); repeat for several"},
+			&cli.StringFlag{Name: "out", Usage: "output `DIR` (created if missing)"},
+			&cli.StringFlag{Name: "format", Value: "csv", Usage: "output format: csv or parquet"},
+			&cli.IntFlag{Name: "workers", Usage: "pricing goroutines (default: one per CPU)"},
+			&cli.StringFlag{Name: "system-default-rate", Usage: "rate for lines no contract rate or contract default covers, e.g. Percentage:60 or Amount:25.00 (default: none, such lines are NO_RATE exceptions)"},
+			&cli.StringSliceFlag{Name: "map", Usage: "input column mapping `CANONICAL=NAME`, e.g. billed_amount=charge_amt; repeat for several"},
+			&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "print nothing on success"},
+		},
+		Action: func(c *cli.Context) error {
+			return reprice(c.Context, c, c.App.Writer, c.App.ErrWriter)
+		},
+	}
+}
+
+func reprice(ctx context.Context, c *cli.Context, stdout, stderr io.Writer) error {
+	if c.NArg() > 0 {
+		return usagef("unexpected arguments %q (claim files go after --claims)", c.Args().Slice())
+	}
+	switch {
+	case c.String("contracts") == "":
+		return usagef("--contracts is required")
+	case len(c.StringSlice("claims")) == 0:
+		return usagef("--claims is required")
+	case c.String("out") == "":
+		return usagef("--out is required")
+	case c.Int("workers") < 0:
+		return usagef("--workers must be positive")
+	}
+	var opts rates.Options
+	if s := c.String("system-default-rate"); s != "" {
+		d, err := rates.ParseDefaultRate(s)
+		if err != nil {
+			return &usageError{err}
+		}
+		opts.SystemDefault = &d
+	}
+	mapping, err := parseMapping(c.StringSlice("map"))
+	if err != nil {
+		return err
+	}
+	v, source, err := loadSchedule(ctx, c.String("contracts"))
+	if err != nil {
+		return err
+	}
+	cfg := pipeline.Config{
+		Engine:          rates.New(v, opts),
+		Claims:          c.StringSlice("claims"),
+		Stdin:           c.App.Reader,
+		OutDir:          c.String("out"),
+		Format:          c.String("format"),
+		Workers:         c.Int("workers"),
+		Mapping:         mapping,
+		ReferenceSource: source,
+	}
+	if opts.SystemDefault != nil {
+		cfg.SystemDefaultRate = opts.SystemDefault.String()
+	}
+	sum, err := pipeline.Run(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	if !c.Bool("quiet") {
+		fmt.Fprintf(stderr, "repricer: %d lines: %d priced, %d error exceptions, %d review exceptions; %d schedule issues; outputs in %s\n",
+			sum.Counts.InputLines, sum.Counts.PricedLines, sum.Counts.ErrorExceptions, sum.Counts.ReviewExceptions,
+			sum.Reference.Issues, cfg.OutDir)
+	}
+	return nil
+}
+
+func parseMapping(items []string) (map[string]string, error) {
+	m := map[string]string{}
+	for _, it := range items {
+		k, v, ok := strings.Cut(it, "=")
+		k, v = strings.ToLower(strings.TrimSpace(k)), strings.TrimSpace(v)
+		if !ok || k == "" || v == "" {
+			return nil, usagef("--map %q: want CANONICAL=NAME, e.g. billed_amount=charge_amt", it)
+		}
+		m[k] = v
+	}
+	return m, nil
+}
+
+// loadSchedule reads and validates the reference data named by src.
+func loadSchedule(ctx context.Context, src string) (*contracts.Validated, string, error) {
+	fi, err := os.Stat(src)
+	if err != nil {
+		return nil, "", usagef("--contracts: %w", err)
+	}
+	if !fi.IsDir() {
+		return nil, "", usagef("--contracts %s is not a folder", src)
+	}
+	s, err := bundle.Read(ctx, src)
+	if err != nil {
+		return nil, "", err
+	}
+	return contracts.Validate(s), "bundle:" + src, nil
+}
+
+func contractsCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "contracts",
+		Usage: "inspect contract schedules",
+		Subcommands: []*cli.Command{{
+			Name:  "validate",
+			Usage: "check a contract schedule and print every rejected or suspicious row",
+			Description: `Applies the same validation a pricing run applies and prints one line per
+issue: file:row, rejected or warning, the contract or rate, the field and why.
+Exit status 0 when nothing is rejected, 1 when something is, 2 when the
+schedule cannot be read at all.`,
+			OnUsageError: onUsageError,
+			Flags: []cli.Flag{
+				&cli.StringFlag{Name: "contracts", Usage: "contract bundle `DIR`"},
+			},
+			Action: func(c *cli.Context) error {
+				if c.String("contracts") == "" {
+					return usagef("--contracts is required")
+				}
+				v, _, err := loadSchedule(c.Context, c.String("contracts"))
+				if err != nil {
+					return err
+				}
+				w := c.App.Writer
+				for _, is := range v.Issues {
+					fmt.Fprintln(w, is)
+				}
+				fmt.Fprintf(w, "%d contracts (%d rejected), %d usable rates, %d issues\n",
+					len(v.Contracts), len(v.Rejected), len(v.Rates), len(v.Issues))
+				if n := rejectedCount(v); n > 0 {
+					return &exitStatus{code: 1, err: fmt.Errorf("%d rows rejected", n)}
+				}
+				return nil
+			},
+		}},
+	}
+}
+
+func rejectedCount(v *contracts.Validated) int {
+	n := 0
+	for _, is := range v.Issues {
+		if is.Action == contracts.ActionRejected {
+			n++
+		}
+	}
+	return n
+}
+
+// exitStatus is an error with a chosen exit status.
+type exitStatus struct {
+	code int
+	err  error
+}
+
+func (e *exitStatus) Error() string   { return e.err.Error() }
+func (e *exitStatus) Unwrap() error   { return e.err }
+func (e *exitStatus) ExitStatus() int { return e.code }

@@ -1,0 +1,339 @@
+package contracts
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/repricer/repricer/money"
+)
+
+// Issue is one finding about the reference data, for the schedule report.
+type Issue struct {
+	Entity  string // "contract", "rate" or "rate_kind"
+	ID      string
+	Source  Source
+	Field   string // the offending field, when there is one
+	Action  string // ActionRejected or ActionWarning
+	Message string
+}
+
+// Issue actions.
+const (
+	ActionRejected = "rejected"
+	ActionWarning  = "warning"
+)
+
+func (i Issue) String() string {
+	loc := i.Source.File
+	if i.Source.Row > 0 {
+		loc += ":" + strconv.Itoa(i.Source.Row)
+	}
+	field := ""
+	if i.Field != "" {
+		field = " field " + i.Field + ":"
+	}
+	return fmt.Sprintf("%s: %s %s %s:%s %s", loc, i.Action, i.Entity, i.ID, field, i.Message)
+}
+
+// Validated is a schedule after validation: what a run may price with.
+type Validated struct {
+	// Priority maps each usable rate kind to its priority.
+	Priority map[string]int
+	// Contracts holds every contract with usable dates, rejected or not, so
+	// that contract selection can report CONTRACT_INVALID.
+	Contracts []Contract
+	// Rejected maps a rejected contract's ID to the first reason.
+	Rejected map[string]string
+	// Rates holds the accepted rates of accepted contracts.
+	Rates []Rate
+	// Issues lists every finding, in source order.
+	Issues []Issue
+	// Fingerprint identifies the loaded reference data (see Fingerprint).
+	Fingerprint string
+}
+
+var contractNumberRE = regexp.MustCompile(`^CON-\d{4}-\d{5}$`)
+
+// Validate applies the reference-data rules and returns what a run may use.
+// It never fails: every rejected row is reported in Issues.
+func Validate(s *Schedule) *Validated {
+	v := &Validated{
+		Priority:    map[string]int{},
+		Rejected:    map[string]string{},
+		Issues:      slices.Clone(s.Issues),
+		Fingerprint: s.Fingerprint(),
+	}
+	kinds := s.Kinds
+	if len(kinds) == 0 {
+		kinds = DefaultRateKinds()
+	}
+	for _, k := range kinds {
+		switch _, known := KindRequirements[k.Kind]; {
+		case !known:
+			v.issue("rate_kind", k.Kind, k.Source, "kind", ActionRejected, "unknown rate kind; known kinds are "+strings.Join(knownKinds(), ", "))
+		case k.Priority < 1 || k.Priority > 99:
+			v.issue("rate_kind", k.Kind, k.Source, "priority", ActionRejected, fmt.Sprintf("priority %d is outside 1-99", k.Priority))
+		case v.Priority[k.Kind] != 0:
+			v.issue("rate_kind", k.Kind, k.Source, "kind", ActionRejected, "kind listed twice; the first row is used")
+		default:
+			v.Priority[k.Kind] = k.Priority
+		}
+	}
+
+	byID := map[string]*Contract{}
+	numbers := map[string]string{}
+	for i := range s.Contracts {
+		c := s.Contracts[i]
+		if _, dup := byID[c.ID]; dup {
+			v.issue("contract", c.ID, c.Source, "contract_id", ActionRejected, "duplicate contract_id; the first row is used")
+			continue
+		}
+		if c.Effective.IsZero() || c.Expiration.IsZero() {
+			v.issue("contract", c.ID, c.Source, "effective_date", ActionRejected, "effective_date and expiration_date are required")
+			continue
+		}
+		v.Contracts = append(v.Contracts, c)
+	}
+	for i := range v.Contracts {
+		c := &v.Contracts[i]
+		byID[c.ID] = c
+		reject := func(field, msg string) {
+			v.issue("contract", c.ID, c.Source, field, ActionRejected, msg)
+			if _, done := v.Rejected[c.ID]; !done {
+				v.Rejected[c.ID] = msg
+			}
+		}
+		if c.LoadError != nil {
+			reject(c.LoadError.Field, c.LoadError.Detail())
+		}
+		if prev, dup := numbers[c.Number]; dup && c.Number != "" {
+			reject("contract_number", "contract_number already used by contract "+prev)
+		} else {
+			numbers[c.Number] = c.ID
+		}
+		if !contractNumberRE.MatchString(c.Number) {
+			v.issue("contract", c.ID, c.Source, "contract_number", ActionWarning, fmt.Sprintf("contract_number %q does not follow CON-YYYY-NNNNN", c.Number))
+		}
+		if c.Expiration <= c.Effective {
+			reject("expiration_date", "expiration_date must be after effective_date")
+		}
+		if c.Status == Terminated && strings.TrimSpace(c.StatusReason) == "" {
+			reject("status_reason", "a Terminated contract needs a status_reason")
+		}
+		if c.TPA && strings.TrimSpace(c.TPAName) == "" {
+			reject("tpa_name", "a TPA agreement needs a tpa_name")
+		}
+		if c.AutoRenewal && c.RenewalTermMonths <= 0 {
+			reject("renewal_term_months", "auto_renewal needs renewal_term_months")
+		}
+		if c.AdminFeePct < 0 || c.AdminFeePct > 100*money.FixedScale {
+			reject("admin_fee_pct", "admin_fee_pct must be between 0 and 100")
+		}
+		if c.StopLoss < 0 {
+			reject("stop_loss_amount", "stop_loss_amount must be positive")
+		}
+		if c.HasDefaultRate {
+			if msg := checkRateValue(c.DefaultRateType, c.DefaultRateValue); msg != "" {
+				reject("default_rate_value", "default rate: "+msg)
+			}
+		}
+	}
+
+	rateIDs := map[string]bool{}
+	usable := map[string]int{}
+	for i := range s.Rates {
+		r := s.Rates[i]
+		if rateIDs[r.ID] {
+			v.issue("rate", r.ID, r.Source, "rate_id", ActionRejected, "duplicate rate_id; the first row is used")
+			continue
+		}
+		rateIDs[r.ID] = true
+		c := byID[r.ContractID]
+		field, msg := checkRate(&r, c, v.Priority)
+		if msg != "" {
+			v.issue("rate", r.ID, r.Source, field, ActionRejected, msg)
+			continue
+		}
+		if _, rejected := v.Rejected[c.ID]; rejected {
+			continue // its contract is not used; the contract's issue says why
+		}
+		v.Rates = append(v.Rates, r)
+		if r.Active {
+			usable[c.ID]++
+		}
+	}
+
+	for i := range v.Contracts {
+		c := &v.Contracts[i]
+		if usable[c.ID] == 0 && !c.HasDefaultRate {
+			if _, done := v.Rejected[c.ID]; !done {
+				msg := "contract has neither an active valid rate nor a default rate"
+				v.issue("contract", c.ID, c.Source, "default_rate_value", ActionRejected, msg)
+				v.Rejected[c.ID] = msg
+			}
+		}
+	}
+	v.checkOverlaps()
+	return v
+}
+
+// checkOverlaps rejects every pair of priceable contracts of one vendor whose
+// terms overlap.
+func (v *Validated) checkOverlaps() {
+	byVendor := map[string][]*Contract{}
+	var vendors []string
+	for i := range v.Contracts {
+		c := &v.Contracts[i]
+		if !c.Status.Priceable() || c.Expiration <= c.Effective {
+			continue
+		}
+		if byVendor[c.VendorID] == nil {
+			vendors = append(vendors, c.VendorID)
+		}
+		byVendor[c.VendorID] = append(byVendor[c.VendorID], c)
+	}
+	for _, vendor := range vendors {
+		cs := byVendor[vendor]
+		slices.SortStableFunc(cs, func(a, b *Contract) int { return int(a.Effective - b.Effective) })
+		for i, a := range cs {
+			for _, b := range cs[i+1:] {
+				if b.Effective > a.Expiration {
+					break
+				}
+				for _, pair := range [][2]*Contract{{a, b}, {b, a}} {
+					c, other := pair[0], pair[1]
+					msg := fmt.Sprintf("term %s..%s overlaps contract %s (%s..%s) of the same vendor",
+						c.Effective, c.Expiration, other.ID, other.Effective, other.Expiration)
+					v.issue("contract", c.ID, c.Source, "effective_date", ActionRejected, msg)
+					if _, done := v.Rejected[c.ID]; !done {
+						v.Rejected[c.ID] = msg
+					}
+				}
+			}
+		}
+	}
+}
+
+func checkRateValue(t RateType, val money.Fixed) string {
+	switch t {
+	case Percentage:
+		if val < 0 || val > 200*money.FixedScale {
+			return "percentage must be between 0 and 200"
+		}
+	case Amount:
+		if val <= 0 {
+			return "amount must be greater than 0"
+		}
+	default:
+		return "rate_type must be Percentage or Amount"
+	}
+	return ""
+}
+
+// checkRate returns the field and reason that reject r, or "" when r is valid.
+func checkRate(r *Rate, c *Contract, priority map[string]int) (field, msg string) {
+	if r.LoadError != nil {
+		return r.LoadError.Field, r.LoadError.Detail()
+	}
+	if c == nil {
+		return "contract_id", fmt.Sprintf("contract %q is not in the schedule", r.ContractID)
+	}
+	req, known := KindRequirements[r.Kind]
+	if !known || priority[r.Kind] == 0 {
+		return "rate_kind", fmt.Sprintf("rate_kind %q is not a usable rate kind", r.Kind)
+	}
+	if msg := checkRateValue(r.Type, r.Value); msg != "" {
+		return "rate_value", msg
+	}
+	if r.Type == Amount && c.StopLoss > 0 && r.Value > c.StopLoss.Fixed() {
+		return "rate_value", fmt.Sprintf("amount %s is above the contract's stop loss %s", r.Value, c.StopLoss)
+	}
+	if !r.End.IsZero() && r.End < r.Effective {
+		return "end_date", "end_date is before effective_date"
+	}
+	if r.Effective.IsZero() {
+		return "effective_date", "effective_date is required"
+	}
+	if r.Effective < c.Effective || r.Effective > c.Expiration {
+		return "effective_date", fmt.Sprintf("effective_date %s is outside the contract term %s..%s", r.Effective, c.Effective, c.Expiration)
+	}
+	if r.CPTCode != "" && (r.RangeStart != "" || r.RangeEnd != "") {
+		return "cpt_code", "give either cpt_code or a cpt range, not both"
+	}
+	if (r.RangeStart == "") != (r.RangeEnd == "") {
+		return "cpt_range_end", "a cpt range needs both cpt_range_start and cpt_range_end"
+	}
+	if r.RangeEnd < r.RangeStart {
+		return "cpt_range_end", "cpt_range_end is before cpt_range_start"
+	}
+	if r.MinUnits < 0 || r.MaxUnits < 0 || (r.MaxUnits > 0 && r.MaxUnits < r.MinUnits) {
+		return "max_units", "units limits must be positive with max_units >= min_units"
+	}
+	switch {
+	case req.CPT && !r.HasCPT():
+		return "cpt_code", r.Kind + " needs cpt_code or a cpt range"
+	case req.Modifier && r.Modifier == "":
+		return "modifier", r.Kind + " needs a modifier"
+	case req.Specialty && r.Specialty == "":
+		return "specialty", r.Kind + " needs a specialty"
+	case req.VisitKind && r.VisitKind == "":
+		return "visit_kind", r.Kind + " needs a visit_kind"
+	}
+	return "", ""
+}
+
+func knownKinds() []string {
+	var ks []string
+	for _, k := range DefaultRateKinds() {
+		ks = append(ks, k.Kind)
+	}
+	return ks
+}
+
+func (v *Validated) issue(entity, id string, src Source, field, action, msg string) {
+	v.Issues = append(v.Issues, Issue{Entity: entity, ID: id, Source: src, Field: field, Action: action, Message: msg})
+}
+
+// Fingerprint is a SHA-256 over a canonical form of the schedule (kinds,
+// contracts and rates sorted by ID; sources left out), so the same reference
+// data gives the same fingerprint whether it came from a bundle or a database.
+func (s *Schedule) Fingerprint() string {
+	h := sha256.New()
+	kinds := slices.Clone(s.Kinds)
+	slices.SortFunc(kinds, func(a, b RateKind) int { return strings.Compare(a.Kind, b.Kind) })
+	for _, k := range kinds {
+		fmt.Fprintf(h, "K|%s|%d\n", k.Kind, k.Priority)
+	}
+	cs := make([]*Contract, len(s.Contracts))
+	for i := range s.Contracts {
+		cs[i] = &s.Contracts[i]
+	}
+	slices.SortStableFunc(cs, func(a, b *Contract) int { return strings.Compare(a.ID, b.ID) })
+	for _, c := range cs {
+		fmt.Fprintf(h, "C|%s|%s|%s|%s|%s|%s|%s|%t|%d|%d|%t|%s|%t|%t|%s|%s|%t|%s|%s|%v|%t|%s\n",
+			c.ID, c.Number, c.VendorID, c.Status, c.StatusReason, c.Effective, c.Expiration,
+			c.AutoRenewal, c.RenewalTermMonths, c.RenewalNoticeDays, c.TPA, c.TPAName,
+			c.TPAMedicalNecessity, c.TPAPriorAuthRequired, c.DefaultRateType, c.DefaultRateValue,
+			c.HasDefaultRate, c.StopLoss, c.AdminFeePct, c.ExcludedServices, c.LesserOfBilled, c.UpdatedAt)
+	}
+	rs := make([]*Rate, len(s.Rates))
+	for i := range s.Rates {
+		rs[i] = &s.Rates[i]
+	}
+	slices.SortStableFunc(rs, func(a, b *Rate) int { return strings.Compare(a.ID, b.ID) })
+	for _, r := range rs {
+		fmt.Fprintf(h, "R|%s|%s|%s|%s|%s|%s|%s|%s|%s|%s|%s|%v|%s|%s|%d|%d|%t|%t|%t\n",
+			r.ID, r.ContractID, r.Kind, r.Type, r.Value, r.Specialty, r.VisitKind, r.CPTCode,
+			r.RangeStart, r.RangeEnd, r.Modifier, r.PlaceOfService, r.Effective, r.End,
+			r.MinUnits, r.MaxUnits, r.RequiresAuth, r.RequiresReview, r.Active)
+	}
+	for _, is := range s.Issues {
+		fmt.Fprintf(h, "I|%s|%s|%s|%s\n", is.Entity, is.ID, is.Field, is.Message)
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}

@@ -1,0 +1,240 @@
+package pipeline
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/csv"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"github.com/repricer/repricer/claims"
+	"github.com/repricer/repricer/connectors/claimcsv"
+	"github.com/repricer/repricer/contracts"
+)
+
+// LineReader reads the claim lines of one input. Read fills l and returns
+// io.EOF after the last line. A record that cannot be parsed comes back as
+// a line with Invalid set; an error means the input itself failed.
+type LineReader interface {
+	Read(l *claims.Line) error
+}
+
+// ResultWriter writes priced lines and exceptions. Write is called from one
+// goroutine with items in input order; Close flushes (but does not close
+// the files underneath) and its error must be checked.
+type ResultWriter interface {
+	Write(ctx context.Context, items []claims.Item) error
+	Close() error
+}
+
+var (
+	_ LineReader   = (*claimcsv.Reader)(nil)
+	_ ResultWriter = (*claimcsv.Writer)(nil)
+)
+
+// UsageError is a run configuration that cannot work (exit status 2).
+type UsageError struct{ Err error }
+
+func (e *UsageError) Error() string { return e.Err.Error() }
+func (e *UsageError) Unwrap() error { return e.Err }
+
+type outputFormat struct {
+	name, ext string
+	newWriter func(priced, exceptions io.Writer) (ResultWriter, error)
+}
+
+func lookupFormat(name string) (outputFormat, error) {
+	switch strings.ToLower(name) {
+	case "", "csv":
+		return outputFormat{name: "csv", ext: "csv", newWriter: func(p, e io.Writer) (ResultWriter, error) {
+			return claimcsv.NewWriter(p, e)
+		}}, nil
+	}
+	return outputFormat{}, &UsageError{Err: fmt.Errorf("unknown output format %q (use csv or parquet)", name)}
+}
+
+// input is one claim file, re-readable so that a run can take a second pass.
+type input struct {
+	name  string // as given, reported in source_file
+	path  string // where to read it (a spool file for standard input)
+	spool bool
+	hash  string
+	size  int64
+	lines int64
+}
+
+type inputSet struct {
+	inputs  []*input
+	mapping map[string]string
+}
+
+// openInputs checks every claim file up front, so a missing file fails the
+// run before any work, and spools standard input to a temporary file.
+func openInputs(ctx context.Context, names []string, stdin io.Reader, mapping map[string]string) (*inputSet, error) {
+	if len(names) == 0 {
+		return nil, &UsageError{Err: errors.New("no claim files given")}
+	}
+	s := &inputSet{mapping: mapping}
+	for _, n := range names {
+		in := &input{name: n, path: n}
+		switch {
+		case n == "-":
+			if stdin == nil {
+				stdin = os.Stdin
+			}
+			f, err := os.CreateTemp("", "repricer-stdin-*.csv")
+			if err != nil {
+				return nil, err
+			}
+			in.path, in.spool = f.Name(), true
+			s.inputs = append(s.inputs, in)
+			_, err = io.Copy(f, &ctxReader{ctx: ctx, r: stdin})
+			if cerr := f.Close(); err == nil {
+				err = cerr
+			}
+			if err != nil {
+				s.Close()
+				return nil, fmt.Errorf("read standard input: %w", err)
+			}
+		default:
+			if ext := strings.ToLower(filepath.Ext(n)); ext != ".csv" {
+				s.Close()
+				return nil, &UsageError{Err: fmt.Errorf("claim file %s: unknown extension %q (use .csv or .parquet, or - for CSV on standard input)", n, ext)}
+			}
+			fi, err := os.Stat(n)
+			if err != nil {
+				s.Close()
+				return nil, &UsageError{Err: fmt.Errorf("claim file: %w", err)}
+			}
+			if fi.IsDir() {
+				s.Close()
+				return nil, &UsageError{Err: fmt.Errorf("claim file %s is a folder", n)}
+			}
+			s.inputs = append(s.inputs, in)
+		}
+	}
+	return s, nil
+}
+
+// rewind forgets what a previous pass counted.
+func (s *inputSet) rewind() error {
+	for _, in := range s.inputs {
+		in.lines, in.hash, in.size = 0, "", 0
+	}
+	return nil
+}
+
+// each opens the inputs in order and hands each one's reader to fn,
+// hashing the bytes as they are read.
+func (s *inputSet) each(ctx context.Context, fn func(LineReader) error) error {
+	for _, in := range s.inputs {
+		if err := s.readOne(ctx, in, fn); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (s *inputSet) readOne(ctx context.Context, in *input, fn func(LineReader) error) error {
+	f, err := os.Open(in.path)
+	if err != nil {
+		return fmt.Errorf("claim file: %w", err)
+	}
+	defer f.Close()
+	h := &hashingReader{r: f, h: sha256.New()}
+	cr, err := claimcsv.NewReader(&ctxReader{ctx: ctx, r: h}, in.name, s.mapping)
+	if err != nil {
+		return err
+	}
+	counted := &countingReader{r: cr, n: &in.lines}
+	if err := fn(counted); err != nil {
+		return err
+	}
+	if _, err := io.Copy(io.Discard, h); err != nil {
+		return fmt.Errorf("%s: %w", in.name, err)
+	}
+	in.hash, in.size = hex.EncodeToString(h.h.Sum(nil)), h.n
+	return nil
+}
+
+func (s *inputSet) summaries() []InputSummary {
+	out := make([]InputSummary, len(s.inputs))
+	for i, in := range s.inputs {
+		out[i] = InputSummary{File: in.name, SHA256: in.hash, Bytes: in.size, Lines: in.lines}
+	}
+	return out
+}
+
+// Close removes spooled standard input.
+func (s *inputSet) Close() error {
+	for _, in := range s.inputs {
+		if in.spool {
+			os.Remove(in.path)
+		}
+	}
+	return nil
+}
+
+type hashingReader struct {
+	r io.Reader
+	h hash.Hash
+	n int64
+}
+
+func (r *hashingReader) Read(p []byte) (int, error) {
+	n, err := r.r.Read(p)
+	r.h.Write(p[:n])
+	r.n += int64(n)
+	return n, err
+}
+
+// ctxReader stops reading when the run is cancelled.
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (r *ctxReader) Read(p []byte) (int, error) {
+	if err := r.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return r.r.Read(p)
+}
+
+type countingReader struct {
+	r LineReader
+	n *int64
+}
+
+func (c *countingReader) Read(l *claims.Line) error {
+	err := c.r.Read(l)
+	if err == nil {
+		*c.n++
+	}
+	return err
+}
+
+// WriteScheduleIssues writes the schedule-issues report as CSV.
+func WriteScheduleIssues(w io.Writer, issues []contracts.Issue) error {
+	rec := make([][]string, 0, len(issues)+1)
+	rec = append(rec, scheduleIssueColumns)
+	for _, is := range issues {
+		row := ""
+		if is.Source.Row > 0 {
+			row = strconv.Itoa(is.Source.Row)
+		}
+		rec = append(rec, []string{is.Entity, is.ID, is.Source.File, row, is.Field, is.Action, is.Message})
+	}
+	cw := csv.NewWriter(w)
+	if err := cw.WriteAll(rec); err != nil {
+		return fmt.Errorf("write schedule issues: %w", err)
+	}
+	return nil
+}

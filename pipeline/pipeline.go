@@ -1,0 +1,485 @@
+// Package pipeline runs a repricing job: it reads claim files, fans batches
+// of lines out to worker goroutines that price them with the rates engine,
+// writes priced lines and exceptions in input order, checks the books, and
+// publishes the outputs atomically with a run summary.
+package pipeline
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash/maphash"
+	"io"
+	"runtime"
+	"slices"
+	"sync"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/repricer/repricer/claims"
+	"github.com/repricer/repricer/contracts"
+	"github.com/repricer/repricer/money"
+	"github.com/repricer/repricer/rates"
+)
+
+// Output file names.
+const (
+	SummaryFile        = "summary.json"
+	ScheduleIssuesFile = "schedule_issues.csv"
+)
+
+// Config describes one run.
+type Config struct {
+	Engine *rates.Engine
+	// Claims are the claim files, read in order; "-" is CSV on Stdin.
+	Claims []string
+	Stdin  io.Reader
+	// OutDir receives priced.*, exceptions.*, schedule_issues.csv and
+	// summary.json when the run succeeds, and nothing otherwise.
+	OutDir string
+	// Format of the priced and exception files: "csv" (default) or "parquet".
+	Format string
+	// Workers pricing in parallel; 0 means one per CPU.
+	Workers int
+	// BatchSize is the number of lines handed between stages at a time.
+	BatchSize int
+	// Mapping renames input columns: canonical name -> name in the file.
+	Mapping map[string]string
+	// ReferenceSource describes where the schedule came from (no secrets).
+	ReferenceSource string
+	// SystemDefaultRate is reported in the summary settings.
+	SystemDefaultRate string
+	// Progress, when set, is called from the writer with the lines written.
+	Progress func(lines int64)
+}
+
+// errUngrouped stops the streaming pass when a claim's lines are not
+// contiguous in the input.
+var errUngrouped = errors.New("claim lines are not grouped by claim")
+
+type batch struct {
+	seq   int
+	items []claims.Item
+}
+
+type run struct {
+	cfg     Config
+	inputs  *inputSet
+	summary Summary
+	tally   *tally
+	// Counted by the reader, checked against the tally.
+	readLines  int64
+	readBilled money.Cents
+	readDur    time.Duration
+	priceDur   time.Duration
+	writeDur   time.Duration
+	mu         sync.Mutex
+}
+
+// Run executes the job. On success the outputs are published in OutDir and
+// the summary is returned; on any error nothing is published.
+func Run(ctx context.Context, cfg Config) (*Summary, error) {
+	start := time.Now()
+	if cfg.Workers <= 0 {
+		cfg.Workers = runtime.GOMAXPROCS(0)
+	}
+	if cfg.BatchSize <= 0 {
+		cfg.BatchSize = 2048
+	}
+	out, err := lookupFormat(cfg.Format)
+	if err != nil {
+		return nil, err
+	}
+	inputs, err := openInputs(ctx, cfg.Claims, cfg.Stdin, cfg.Mapping)
+	if err != nil {
+		return nil, err
+	}
+	defer inputs.Close()
+
+	st, err := newStaging(cfg.OutDir)
+	if err != nil {
+		return nil, err
+	}
+	published := false
+	defer func() {
+		if !published {
+			st.abort()
+		}
+	}()
+
+	r := &run{cfg: cfg, inputs: inputs}
+	v := cfg.Engine.Schedule()
+	r.summary.Settings = Settings{Format: out.name, SystemDefaultRate: cfg.SystemDefaultRate, Mode: "streaming"}
+	r.summary.Reference = ReferenceSummary{
+		Source: cfg.ReferenceSource, Fingerprint: v.Fingerprint,
+		Contracts: len(v.Contracts), RejectedContracts: len(v.Rejected), Rates: len(v.Rates), Issues: len(v.Issues),
+	}
+
+	err = r.pass(ctx, st, out, r.stream)
+	if errors.Is(err, errUngrouped) {
+		if err := st.reset(); err != nil {
+			return nil, err
+		}
+		r.summary.Settings.Mode = "buffered"
+		err = r.pass(ctx, st, out, r.buffered)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if err := writeScheduleIssues(st, v.Issues); err != nil {
+		return nil, err
+	}
+	r.summary.Inputs = inputs.summaries()
+	total := time.Since(start)
+	r.summary.Timings = Timings{
+		Workers: cfg.Workers, ReadSeconds: r.readDur.Seconds(), PriceSeconds: r.priceDur.Seconds(),
+		WriteSeconds: r.writeDur.Seconds(), TotalSeconds: total.Seconds(),
+	}
+	if s := total.Seconds(); s > 0 {
+		r.summary.Timings.LinesPerSecond = float64(r.summary.Counts.InputLines) / s
+	}
+	f, err := st.create(SummaryFile)
+	if err != nil {
+		return nil, err
+	}
+	enc := json.NewEncoder(f)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(&r.summary); err != nil {
+		return nil, fmt.Errorf("write summary: %w", err)
+	}
+	if err := st.commit(); err != nil {
+		return nil, err
+	}
+	published = true
+	return &r.summary, nil
+}
+
+// pass runs one way of processing the inputs into freshly staged outputs.
+func (r *run) pass(ctx context.Context, st *staging, out outputFormat, process func(context.Context, ResultWriter) error) error {
+	r.tally = newTally()
+	r.readLines, r.readBilled = 0, 0
+	r.readDur, r.priceDur, r.writeDur = 0, 0, 0
+	if err := r.inputs.rewind(); err != nil {
+		return err
+	}
+	pf, err := st.create("priced." + out.ext)
+	if err != nil {
+		return err
+	}
+	ef, err := st.create("exceptions." + out.ext)
+	if err != nil {
+		return err
+	}
+	w, err := out.newWriter(pf, ef)
+	if err != nil {
+		return err
+	}
+	if err := process(ctx, w); err != nil {
+		return err
+	}
+	if err := w.Close(); err != nil {
+		return fmt.Errorf("write outputs: %w", err)
+	}
+	return r.tally.fill(&r.summary, r.readLines, r.readBilled)
+}
+
+// stream is the bounded-memory pass: batches hold whole claims, and a claim
+// that reappears after another began aborts the pass with errUngrouped.
+func (r *run) stream(ctx context.Context, w ResultWriter) error {
+	g, ctx := errgroup.WithContext(ctx)
+	nfree := 2*r.cfg.Workers + 2
+	free := make(chan *batch, nfree)
+	for i := 0; i < nfree; i++ {
+		free <- &batch{items: make([]claims.Item, 0, r.cfg.BatchSize+1)}
+	}
+	toPrice := make(chan *batch, r.cfg.Workers)
+	toWrite := make(chan *batch, r.cfg.Workers)
+
+	g.Go(func() error {
+		defer close(toPrice)
+		return r.readGrouped(ctx, free, toPrice)
+	})
+	var workers sync.WaitGroup
+	for i := 0; i < r.cfg.Workers; i++ {
+		workers.Add(1)
+		g.Go(func() error {
+			defer workers.Done()
+			p := r.cfg.Engine.NewPricer()
+			for {
+				var b *batch
+				select {
+				case <-ctx.Done():
+					return ctx.Err()
+				case b = <-toPrice:
+				}
+				if b == nil {
+					return nil
+				}
+				t := time.Now()
+				priceBatch(p, b.items)
+				r.addPriceTime(time.Since(t))
+				select {
+				case <-ctx.Done():
+					return ctx.Err()
+				case toWrite <- b:
+				}
+			}
+		})
+	}
+	go func() {
+		workers.Wait()
+		close(toWrite)
+	}()
+	g.Go(func() error {
+		pending := map[int]*batch{}
+		next := 0
+		for b := range toWrite {
+			pending[b.seq] = b
+			for b := pending[next]; b != nil; b = pending[next] {
+				delete(pending, next)
+				if err := r.write(ctx, w, b.items); err != nil {
+					return err
+				}
+				b.items = b.items[:0]
+				free <- b // never blocks: there are nfree slots for nfree batches
+				next++
+			}
+		}
+		return ctx.Err()
+	})
+	return g.Wait()
+}
+
+// readGrouped reads every input into batches that end only between claims.
+func (r *run) readGrouped(ctx context.Context, free <-chan *batch, out chan<- *batch) error {
+	start := time.Now()
+	defer func() { r.readDur = time.Since(start) }()
+	seed := maphash.MakeSeed()
+	closed := map[uint64]struct{}{}
+	last := ""
+	seq := 0
+	get := func() (*batch, error) {
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case b := <-free:
+			b.seq = seq
+			seq++
+			return b, nil
+		}
+	}
+	send := func(b *batch) error {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case out <- b:
+			return nil
+		}
+	}
+	b, err := get()
+	if err != nil {
+		return err
+	}
+	err = r.inputs.each(ctx, func(lr LineReader) error {
+		for {
+			b.items = append(b.items, claims.Item{})
+			it := &b.items[len(b.items)-1]
+			if err := lr.Read(&it.Line); err != nil {
+				b.items = b.items[:len(b.items)-1]
+				if errors.Is(err, io.EOF) {
+					return nil
+				}
+				return err
+			}
+			r.count(&it.Line)
+			l := &it.Line
+			if l.Invalid != nil || l.ClaimID == last {
+				continue
+			}
+			if last != "" {
+				closed[maphash.String(seed, last)] = struct{}{}
+			}
+			if _, seen := closed[maphash.String(seed, l.ClaimID)]; seen {
+				return errUngrouped
+			}
+			last = l.ClaimID
+			if len(b.items) > r.cfg.BatchSize {
+				nb, err := get()
+				if err != nil {
+					return err
+				}
+				nb.items = append(nb.items, *it)
+				b.items = b.items[:len(b.items)-1]
+				if err := send(b); err != nil {
+					return err
+				}
+				b = nb
+			}
+		}
+	})
+	if err != nil {
+		return err
+	}
+	return send(b)
+}
+
+// count adds a line to the reader's own account for the books check.
+func (r *run) count(l *claims.Line) {
+	l.Seq = r.readLines
+	r.readLines++
+	if l.BilledOK {
+		r.readBilled += l.Billed
+	}
+}
+
+// buffered is the fallback for input whose claims are scattered: it holds
+// every line in memory, prices each claim's lines together, and writes in
+// input order.
+func (r *run) buffered(ctx context.Context, w ResultWriter) error {
+	start := time.Now()
+	var items []claims.Item
+	err := r.inputs.each(ctx, func(lr LineReader) error {
+		for {
+			items = append(items, claims.Item{})
+			l := &items[len(items)-1].Line
+			if err := lr.Read(l); err != nil {
+				items = items[:len(items)-1]
+				if errors.Is(err, io.EOF) {
+					return nil
+				}
+				return err
+			}
+			r.count(l)
+		}
+	})
+	if err != nil {
+		return err
+	}
+	r.readDur = time.Since(start)
+
+	// Group the valid lines by claim, keeping input order inside a claim.
+	var order []int32
+	for i := range items {
+		if items[i].Line.Invalid == nil {
+			order = append(order, int32(i))
+		} else {
+			items[i].Result = claims.Result{Code: claims.InvalidRow, Message: items[i].Line.Invalid.Error()}
+		}
+	}
+	slices.SortStableFunc(order, func(a, b int32) int {
+		return cmpString(items[a].Line.ClaimID, items[b].Line.ClaimID)
+	})
+	var groups [][]int32
+	for i := 0; i < len(order); {
+		j := i + 1
+		for j < len(order) && items[order[j]].Line.ClaimID == items[order[i]].Line.ClaimID {
+			j++
+		}
+		groups = append(groups, order[i:j])
+		i = j
+	}
+
+	t := time.Now()
+	g, gctx := errgroup.WithContext(ctx)
+	next := make(chan []int32)
+	g.Go(func() error {
+		defer close(next)
+		for _, grp := range groups {
+			select {
+			case <-gctx.Done():
+				return gctx.Err()
+			case next <- grp:
+			}
+		}
+		return nil
+	})
+	for i := 0; i < r.cfg.Workers; i++ {
+		g.Go(func() error {
+			p := r.cfg.Engine.NewPricer()
+			var scratch []claims.Item
+			for grp := range next {
+				scratch = scratch[:0]
+				for _, idx := range grp {
+					scratch = append(scratch, items[idx])
+				}
+				p.PriceClaim(scratch)
+				for k, idx := range grp {
+					items[idx].Result = scratch[k].Result
+				}
+			}
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return err
+	}
+	r.priceDur = time.Since(t)
+	for i := 0; i < len(items); i += r.cfg.BatchSize {
+		if err := r.write(ctx, w, items[i:min(i+r.cfg.BatchSize, len(items))]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func cmpString(a, b string) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+// priceBatch prices a batch claim by claim: a run of lines with one
+// claim_id, with any invalid rows among them.
+func priceBatch(p *rates.Pricer, items []claims.Item) {
+	start, cur := 0, ""
+	for i := range items {
+		l := &items[i].Line
+		if l.Invalid != nil {
+			continue
+		}
+		if cur != "" && l.ClaimID != cur {
+			p.PriceClaim(items[start:i])
+			start = i
+		}
+		cur = l.ClaimID
+	}
+	p.PriceClaim(items[start:])
+}
+
+func (r *run) write(ctx context.Context, w ResultWriter, items []claims.Item) error {
+	t := time.Now()
+	if err := w.Write(ctx, items); err != nil {
+		return fmt.Errorf("write outputs: %w", err)
+	}
+	for i := range items {
+		r.tally.add(&items[i])
+	}
+	r.writeDur += time.Since(t)
+	if r.cfg.Progress != nil {
+		r.cfg.Progress(r.tally.counts.InputLines)
+	}
+	return nil
+}
+
+func (r *run) addPriceTime(d time.Duration) {
+	r.mu.Lock()
+	r.priceDur += d
+	r.mu.Unlock()
+}
+
+// scheduleIssueColumns are the columns of schedule_issues.csv.
+var scheduleIssueColumns = []string{"entity", "id", "source_file", "source_row", "field", "action", "message"}
+
+func writeScheduleIssues(st *staging, issues []contracts.Issue) error {
+	f, err := st.create(ScheduleIssuesFile)
+	if err != nil {
+		return err
+	}
+	return WriteScheduleIssues(f, issues)
+}
