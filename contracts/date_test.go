@@ -39,7 +39,10 @@ func TestParseDateRejects(t *testing.T) {
 }
 
 func TestAddMonths(t *testing.T) {
-	tests := []struct{ from, want string; n int }{
+	tests := []struct {
+		from, want string
+		n          int
+	}{
 		{"2024-01-31", "2024-02-29", 1},
 		{"2024-01-15", "2025-01-15", 12},
 		{"2024-11-30", "2025-02-28", 3},

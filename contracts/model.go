@@ -244,5 +244,3 @@ func NormalizeCode(s string) string {
 	}
 	return s
 }
-
-
