@@ -87,9 +87,10 @@ func Validate(s *Schedule) *Validated {
 
 	byID := map[string]*Contract{}
 	numbers := map[string]string{}
+	seen := map[string]bool{}
 	for i := range s.Contracts {
 		c := s.Contracts[i]
-		if _, dup := byID[c.ID]; dup {
+		if seen[c.ID] {
 			v.issue("contract", c.ID, c.Source, "contract_id", ActionRejected, "duplicate contract_id; the first row is used")
 			continue
 		}
@@ -97,6 +98,7 @@ func Validate(s *Schedule) *Validated {
 			v.issue("contract", c.ID, c.Source, "effective_date", ActionRejected, "effective_date and expiration_date are required")
 			continue
 		}
+		seen[c.ID] = true
 		v.Contracts = append(v.Contracts, c)
 	}
 	for i := range v.Contracts {

@@ -17,15 +17,17 @@ import (
 type HeaderError struct {
 	File   string
 	Column string
-	Reason string
+	Err    error
 }
 
 func (e *HeaderError) Error() string {
 	if e.Column == "" {
-		return fmt.Sprintf("%s: header: %s", e.File, e.Reason)
+		return fmt.Sprintf("%s: header: %v", e.File, e.Err)
 	}
-	return fmt.Sprintf("%s: header: column %s: %s", e.File, e.Column, e.Reason)
+	return fmt.Sprintf("%s: header: column %s: %v", e.File, e.Column, e.Err)
 }
+
+func (e *HeaderError) Unwrap() error { return e.Err }
 
 // Reader streams claim lines from one CSV file. Columns are matched to the
 // canonical names case-insensitively, after an optional mapping; unknown
@@ -47,9 +49,9 @@ func NewReader(r io.Reader, name string, mapping map[string]string) (*Reader, er
 	header, err := cr.Read()
 	if err != nil {
 		if errors.Is(err, io.EOF) {
-			return nil, &HeaderError{File: name, Reason: "the file is empty; a header row is required"}
+			return nil, &HeaderError{File: name, Err: errors.New("the file is empty; a header row is required")}
 		}
-		return nil, &HeaderError{File: name, Reason: err.Error()}
+		return nil, &HeaderError{File: name, Err: err}
 	}
 	rd := &Reader{cr: cr, name: name, width: len(header)}
 	want := map[string]claims.Field{}
@@ -69,7 +71,7 @@ func NewReader(r io.Reader, name string, mapping map[string]string) (*Reader, er
 			continue
 		}
 		if rd.cols[f] >= 0 {
-			return nil, &HeaderError{File: name, Column: h, Reason: "appears twice"}
+			return nil, &HeaderError{File: name, Column: h, Err: errors.New("appears twice")}
 		}
 		rd.cols[f] = i
 	}
@@ -79,7 +81,7 @@ func NewReader(r io.Reader, name string, mapping map[string]string) (*Reader, er
 			if m, ok := mapping[col]; ok {
 				col = m + " (mapped to " + f.String() + ")"
 			}
-			return nil, &HeaderError{File: name, Column: col, Reason: "required column is missing"}
+			return nil, &HeaderError{File: name, Column: col, Err: errors.New("required column is missing")}
 		}
 	}
 	return rd, nil

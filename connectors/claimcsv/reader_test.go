@@ -1,0 +1,177 @@
+package claimcsv
+
+import (
+	"bytes"
+	"encoding/csv"
+	"errors"
+	"io"
+	"strings"
+	"testing"
+
+	"github.com/repricer/repricer/claims"
+)
+
+const header = "claim_id,line_number,vendor_id,member_id,provider_npi,cpt_code,modifiers,specialty,visit_kind,place_of_service,service_date,units,billed_amount,prior_auth_number\n"
+
+func readAll(t testing.TB, data string, mapping map[string]string) ([]claims.Line, error) {
+	t.Helper()
+	r, err := NewReader(strings.NewReader(data), "in.csv", mapping)
+	if err != nil {
+		return nil, err
+	}
+	var out []claims.Line
+	for {
+		var l claims.Line
+		err := r.Read(&l)
+		if errors.Is(err, io.EOF) {
+			return out, nil
+		}
+		if err != nil {
+			return out, err
+		}
+		out = append(out, l)
+	}
+}
+
+func TestReaderRows(t *testing.T) {
+	tests := []struct {
+		name    string
+		row     string
+		invalid string // "" = valid; else the field named
+	}{
+		{"valid", "C1,1,V1,M1,N1,99213,,,,11,2024-01-02,,100.5,", ""},
+		{"modifiers split", "C1,1,V1,M1,N1,99213,\"26, tc\",,,11,2024-01-02,2,100,", ""},
+		{"bad date", "C1,1,V1,M1,N1,99213,,,,11,2024-02-30,1,100,", "service_date"},
+		{"exponent", "C1,1,V1,M1,N1,99213,,,,11,2024-01-02,1,1e2,", "billed_amount"},
+		{"three places", "C1,1,V1,M1,N1,99213,,,,11,2024-01-02,1,1.005,", "billed_amount"},
+		{"negative billed", "C1,1,V1,M1,N1,99213,,,,11,2024-01-02,1,-1.00,", "billed_amount"},
+		{"zero units", "C1,1,V1,M1,N1,99213,,,,11,2024-01-02,0,1.00,", "units"},
+		{"missing claim", ",1,V1,M1,N1,99213,,,,11,2024-01-02,1,1.00,", "claim_id"},
+		{"too few fields", "C1,1,V1", "row"},
+		{"bare quote", "C1,1,V1,M\"1,N1,99213,,,,11,2024-01-02,1,1.00,", "row"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			lines, err := readAll(t, header+tt.row+"\n", nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(lines) != 1 {
+				t.Fatalf("%d lines", len(lines))
+			}
+			l := lines[0]
+			got := ""
+			if l.Invalid != nil {
+				got = l.Invalid.Field
+			}
+			if got != tt.invalid {
+				t.Errorf("invalid field %q, want %q (%v)", got, tt.invalid, l.Invalid)
+			}
+			if l.Source.Row != 1 || l.Source.File != "in.csv" {
+				t.Errorf("source %+v", l.Source)
+			}
+		})
+	}
+}
+
+func TestReaderParsesValues(t *testing.T) {
+	lines, err := readAll(t, header+"C1,7,V1,M1,N1, j3301 ,\"26 tc\",ortho,office,21,2024-01-02,,100.5,PA\n", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := lines[0]
+	if l.CPT != "J3301" || l.NumMods != 2 || l.Modifiers[1] != "TC" || l.Specialty != "ORTHO" || l.Units != 1 || l.Billed != 10050 || l.LineNumber != 7 {
+		t.Errorf("parsed %+v", l)
+	}
+}
+
+func TestReaderHeader(t *testing.T) {
+	tests := []struct {
+		name    string
+		header  string
+		mapping map[string]string
+		column  string // "" = ok
+	}{
+		{"canonical", header, nil, ""},
+		{"case and BOM", "\ufeffCLAIM_ID,Line_Number,VENDOR_ID,cpt_code,service_date,billed_amount\n", nil, ""},
+		{"missing billed", "claim_id,line_number,vendor_id,cpt_code,service_date\n", nil, "billed_amount"},
+		{"mapped", "claim_id,line_number,vendor_id,cpt_code,service_date,charge_amt\n", map[string]string{"billed_amount": "charge_amt"}, ""},
+		{"mapped but missing", "claim_id,line_number,vendor_id,cpt_code,service_date,billed_amount\n", map[string]string{"billed_amount": "charge_amt"}, "charge_amt (mapped to billed_amount)"},
+		{"duplicate", "claim_id,claim_id,line_number,vendor_id,cpt_code,service_date,billed_amount\n", nil, "claim_id"},
+		{"empty file", "", nil, "-"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := NewReader(strings.NewReader(tt.header), "in.csv", tt.mapping)
+			var he *HeaderError
+			switch {
+			case tt.column == "" && err != nil:
+				t.Fatal(err)
+			case tt.column != "" && !errors.As(err, &he):
+				t.Fatalf("err = %v, want a HeaderError", err)
+			case tt.column != "" && tt.column != "-" && he.Column != tt.column:
+				t.Errorf("column %q, want %q", he.Column, tt.column)
+			}
+		})
+	}
+}
+
+func TestWriterQuotesLikeEncodingCSV(t *testing.T) {
+	var it claims.Item
+	it.Line.Raw[claims.ClaimID] = `C"1`
+	it.Line.Raw[claims.LineNumber] = "1"
+	it.Line.Raw[claims.VendorID] = "V,1"
+	it.Line.Raw[claims.MemberID] = " lead"
+	it.Line.Raw[claims.Specialty] = "multi\nline"
+	it.Line.Source = claims.Source{File: "in.csv", Row: 3}
+	it.Result.Code, it.Result.Message = claims.NoContract, `no "contract"`
+	got := string(AppendException(nil, &it, claims.NoContract))
+	rec, err := csv.NewReader(strings.NewReader(got)).Read()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	w := csv.NewWriter(&buf)
+	w.Write(rec)
+	w.Flush()
+	if buf.String() != got {
+		t.Errorf("got %q\nencoding/csv writes %q", got, buf.String())
+	}
+	if rec[0] != `C"1` || rec[6] != `no "contract"` || rec[7] != "V,1" {
+		t.Errorf("round trip %q", rec)
+	}
+}
+
+// FuzzReader feeds arbitrary bytes to the claim reader: it must never panic,
+// and every record it returns is either valid or names the field at fault.
+func FuzzReader(f *testing.F) {
+	f.Add([]byte(header + "C1,1,V1,M1,N1,99213,,,,11,2024-01-02,,100.5,\n"))
+	f.Add([]byte(header + "C1,1,V1,\"M\n1\",N1,99213,26 TC 59 LT RT,,,11,2024-02-29,3,0.01,PA\n"))
+	f.Add([]byte("claim_id,line_number,vendor_id,cpt_code,service_date,billed_amount\n\"C1,1\n"))
+	f.Add([]byte(header + "C1,1,V1,M\"1,N1,99213,,,,11,2024-01-02,1,1.00,\n,,,,,\n"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		r, err := NewReader(bytes.NewReader(data), "fuzz.csv", nil)
+		if err != nil {
+			return
+		}
+		for n := int64(1); ; n++ {
+			var l claims.Line
+			err := r.Read(&l)
+			if errors.Is(err, io.EOF) {
+				return
+			}
+			if err != nil {
+				t.Fatalf("read error on in-memory input: %v", err)
+			}
+			if l.Source.Row != n {
+				t.Fatalf("source row %d, want %d", l.Source.Row, n)
+			}
+			if l.Invalid == nil && (l.ClaimID == "" || l.CPT == "" || l.ServiceDate == 0 || l.Units <= 0 || l.Billed < 0) {
+				t.Fatalf("line accepted with missing values: %+v", l)
+			}
+			if l.Invalid != nil && l.Invalid.Field == "" {
+				t.Fatal("invalid line without a field")
+			}
+		}
+	})
+}

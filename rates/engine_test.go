@@ -1,0 +1,477 @@
+package rates
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/repricer/repricer/claims"
+	"github.com/repricer/repricer/contracts"
+	"github.com/repricer/repricer/money"
+)
+
+func d(s string) contracts.Date {
+	v, err := contracts.ParseDate(s)
+	if err != nil {
+		panic(err)
+	}
+	return v
+}
+
+func fx(s string) money.Fixed {
+	v, err := money.ParseFixed(s)
+	if err != nil {
+		panic(err)
+	}
+	return v
+}
+
+func cents(s string) money.Cents {
+	v, err := money.ParseCents(s)
+	if err != nil {
+		panic(err)
+	}
+	return v
+}
+
+// contract returns an Active contract of vendor V1 for 2024.
+func contract(id string, mods ...func(*contracts.Contract)) contracts.Contract {
+	c := contracts.Contract{
+		ID: id, Number: "CON-2024-0000" + id[len(id)-1:], VendorID: "V1", Status: contracts.Active,
+		Effective: d("2024-01-01"), Expiration: d("2024-12-31"),
+		DefaultRateType: contracts.Percentage,
+	}
+	for _, m := range mods {
+		m(&c)
+	}
+	return c
+}
+
+// rate returns an active CPT Amount rate of contract C1 for 99213.
+func rate(id, value string, mods ...func(*contracts.Rate)) contracts.Rate {
+	r := contracts.Rate{
+		ID: id, ContractID: "C1", Kind: contracts.KindCPT, Type: contracts.Amount, Value: fx(value),
+		CPTCode: "99213", Effective: d("2024-01-01"), Active: true,
+	}
+	for _, m := range mods {
+		m(&r)
+	}
+	return r
+}
+
+// line returns a valid line of vendor V1 for 99213 on 2024-06-01, billed 100.
+func line(mods ...func(*claims.Line)) claims.Item {
+	var it claims.Item
+	l := &it.Line
+	l.Raw[claims.ClaimID] = "CL1"
+	l.Raw[claims.LineNumber] = "1"
+	l.Raw[claims.VendorID] = "V1"
+	l.Raw[claims.CPTCode] = "99213"
+	l.Raw[claims.ServiceDate] = "2024-06-01"
+	l.Raw[claims.BilledAmount] = "100.00"
+	for _, m := range mods {
+		m(l)
+	}
+	l.Parse()
+	return it
+}
+
+func set(f claims.Field, v string) func(*claims.Line) {
+	return func(l *claims.Line) { l.Raw[f] = v }
+}
+
+func engine(t testing.TB, cs []contracts.Contract, rs []contracts.Rate, opts Options) *Engine {
+	t.Helper()
+	v := contracts.Validate(&contracts.Schedule{Contracts: cs, Rates: rs})
+	return New(v, opts)
+}
+
+// outcome summarizes a result for table tests.
+func outcome(r *claims.Result) string {
+	if !r.Priced() {
+		return r.Code.String()
+	}
+	id := r.RateKind
+	if r.Rate != nil {
+		id = r.Rate.ID
+	}
+	s := fmt.Sprintf("%s %s/%s", r.Contract.ID, id, r.Allowed)
+	if r.Flags != 0 {
+		s += " " + r.Flags.String()
+	}
+	return s
+}
+
+func TestPriceLine(t *testing.T) {
+	withDefault := func(c *contracts.Contract) { c.HasDefaultRate, c.DefaultRateValue = true, fx("50") }
+	tests := []struct {
+		name string
+		cs   []contracts.Contract
+		rs   []contracts.Rate
+		opts Options
+		line claims.Item
+		want string
+	}{
+		// Step 1: contract selection.
+		{name: "in force", cs: []contracts.Contract{contract("C1")}, rs: []contracts.Rate{rate("1", "40")},
+			line: line(), want: "C1 1/40.00"},
+		{name: "no vendor", cs: []contracts.Contract{contract("C1")}, rs: []contracts.Rate{rate("1", "40")},
+			line: line(set(claims.VendorID, "V9")), want: "NO_CONTRACT"},
+		{name: "before every contract", cs: []contracts.Contract{contract("C1")}, rs: []contracts.Rate{rate("1", "40")},
+			line: line(set(claims.ServiceDate, "2023-12-31")), want: "NO_CONTRACT"},
+		{name: "two in force overlap", cs: []contracts.Contract{contract("C1"), contract("C2", func(c *contracts.Contract) {
+			c.Effective = d("2024-06-01")
+			c.Expiration = d("2025-05-31")
+		})}, rs: []contracts.Rate{rate("1", "40")}, line: line(set(claims.ServiceDate, "2024-07-01")), want: "CONTRACT_OVERLAP"},
+		{name: "overlapping contract outside the overlap is invalid", cs: []contracts.Contract{contract("C1"), contract("C2", func(c *contracts.Contract) {
+			c.Effective = d("2024-06-01")
+			c.Expiration = d("2025-05-31")
+		})}, rs: []contracts.Rate{rate("1", "40")}, line: line(set(claims.ServiceDate, "2024-02-01")), want: "CONTRACT_INVALID"},
+		{name: "expired honored", cs: []contracts.Contract{contract("C1", func(c *contracts.Contract) { c.Status = contracts.Expired })},
+			rs: []contracts.Rate{rate("1", "40")}, line: line(set(claims.ServiceDate, "2025-03-01")), want: "C1 1/40.00 EXPIRED_CONTRACT_HONORED"},
+		{name: "active past expiration is honored too", cs: []contracts.Contract{contract("C1")},
+			rs: []contracts.Rate{rate("1", "40")}, line: line(set(claims.ServiceDate, "2025-03-01")), want: "C1 1/40.00 EXPIRED_CONTRACT_HONORED"},
+		{name: "auto renewed", cs: []contracts.Contract{contract("C1", func(c *contracts.Contract) { c.AutoRenewal, c.RenewalTermMonths = true, 12 })},
+			rs: []contracts.Rate{rate("1", "40")}, line: line(set(claims.ServiceDate, "2027-03-01")), want: "C1 1/40.00 AUTO_RENEWED_TERM"},
+		{name: "latest expired wins", cs: []contracts.Contract{
+			contract("C1", func(c *contracts.Contract) { c.Status = contracts.Expired }),
+			contract("C2", func(c *contracts.Contract) {
+				c.Effective, c.Expiration = d("2025-01-01"), d("2025-06-30")
+				withDefault(c)
+			}),
+		}, rs: []contracts.Rate{rate("1", "40")}, line: line(set(claims.ServiceDate, "2025-08-01")), want: "C2 CONTRACT_DEFAULT/50.00 CONTRACT_DEFAULT_RATE;EXPIRED_CONTRACT_HONORED"},
+		{name: "terminated after its term", cs: []contracts.Contract{contract("C1", func(c *contracts.Contract) {
+			c.Status, c.StatusReason = contracts.Terminated, "breach"
+		})}, rs: []contracts.Rate{rate("1", "40")}, line: line(set(claims.ServiceDate, "2025-01-01")), want: "CONTRACT_TERMINATED"},
+		{name: "terminated within its term prices", cs: []contracts.Contract{contract("C1", func(c *contracts.Contract) {
+			c.Status, c.StatusReason = contracts.Terminated, "breach"
+		})}, rs: []contracts.Rate{rate("1", "40")}, line: line(), want: "C1 1/40.00"},
+		{name: "pending covers date", cs: []contracts.Contract{contract("C1", func(c *contracts.Contract) { c.Status = contracts.Pending })},
+			rs: []contracts.Rate{rate("1", "40")}, line: line(), want: "CONTRACT_NOT_ACTIVE"},
+		{name: "draft covers date", cs: []contracts.Contract{contract("C1", func(c *contracts.Contract) { c.Status = contracts.Draft })},
+			rs: []contracts.Rate{rate("1", "40")}, line: line(), want: "CONTRACT_NOT_ACTIVE"},
+		{name: "draft not covering date", cs: []contracts.Contract{contract("C1", func(c *contracts.Contract) { c.Status = contracts.Draft })},
+			rs: []contracts.Rate{rate("1", "40")}, line: line(set(claims.ServiceDate, "2025-06-01")), want: "NO_CONTRACT"},
+		{name: "rejected contract", cs: []contracts.Contract{contract("C1", func(c *contracts.Contract) { c.TPA = true })},
+			rs: []contracts.Rate{rate("1", "40")}, line: line(), want: "CONTRACT_INVALID"},
+		// Step 2: exclusions.
+		{name: "excluded code", cs: []contracts.Contract{contract("C1", func(c *contracts.Contract) {
+			c.ExcludedServices = []contracts.CodeRange{{Lo: "99211", Hi: "99215"}}
+		})}, rs: []contracts.Rate{rate("1", "40")}, line: line(), want: "EXCLUDED_SERVICE"},
+		// Step 3: rate lookup and defaults.
+		{name: "contract default", cs: []contracts.Contract{contract("C1", withDefault)}, rs: []contracts.Rate{rate("1", "40")},
+			line: line(set(claims.CPTCode, "99214")), want: "C1 CONTRACT_DEFAULT/50.00 CONTRACT_DEFAULT_RATE"},
+		{name: "system default", cs: []contracts.Contract{contract("C1")}, rs: []contracts.Rate{rate("1", "40")},
+			opts: Options{SystemDefault: &DefaultRate{Type: contracts.Amount, Value: fx("25")}},
+			line: line(set(claims.CPTCode, "99214")), want: "C1 SYSTEM_DEFAULT/25.00 SYSTEM_DEFAULT_RATE"},
+		{name: "no rate", cs: []contracts.Contract{contract("C1")}, rs: []contracts.Rate{rate("1", "40")},
+			line: line(set(claims.CPTCode, "99214")), want: "NO_RATE"},
+		{name: "inactive rate ignored", cs: []contracts.Contract{contract("C1", withDefault)}, rs: []contracts.Rate{
+			rate("1", "40", func(r *contracts.Rate) { r.Active = false }), rate("2", "45", func(r *contracts.Rate) { r.CPTCode = "99214" })},
+			line: line(), want: "C1 CONTRACT_DEFAULT/50.00 CONTRACT_DEFAULT_RATE"},
+		{name: "rate ended before service", cs: []contracts.Contract{contract("C1", withDefault)}, rs: []contracts.Rate{
+			rate("1", "40", func(r *contracts.Rate) { r.End = d("2024-05-31") })},
+			line: line(), want: "C1 CONTRACT_DEFAULT/50.00 CONTRACT_DEFAULT_RATE"},
+		{name: "code case and spaces", cs: []contracts.Contract{contract("C1")}, rs: []contracts.Rate{rate("1", "40", func(r *contracts.Rate) { r.CPTCode = "J3301" })},
+			line: line(set(claims.CPTCode, " j3301 ")), want: "C1 1/40.00"},
+		// Step 4: units.
+		{name: "units below minimum", cs: []contracts.Contract{contract("C1")}, rs: []contracts.Rate{rate("1", "10", func(r *contracts.Rate) { r.MinUnits = 2 })},
+			line: line(), want: "UNITS_BELOW_MINIMUM"},
+		{name: "units capped amount", cs: []contracts.Contract{contract("C1")}, rs: []contracts.Rate{rate("1", "10", func(r *contracts.Rate) { r.MaxUnits = 3 })},
+			line: line(set(claims.Units, "5")), want: "C1 1/30.00 UNITS_CAPPED"},
+		{name: "units capped percentage pro-rates billed", cs: []contracts.Contract{contract("C1")}, rs: []contracts.Rate{rate("1", "80", func(r *contracts.Rate) {
+			r.Type, r.MaxUnits = contracts.Percentage, 2
+		})}, line: line(set(claims.Units, "3")), want: "C1 1/53.33 UNITS_CAPPED"},
+		{name: "units multiply amount", cs: []contracts.Contract{contract("C1")}, rs: []contracts.Rate{rate("1", "12.345")},
+			line: line(set(claims.Units, "3")), want: "C1 1/37.04"},
+		// Step 5: amounts.
+		{name: "percentage rounds half away from zero", cs: []contracts.Contract{contract("C1")}, rs: []contracts.Rate{rate("1", "50", func(r *contracts.Rate) { r.Type = contracts.Percentage })},
+			line: line(set(claims.BilledAmount, "0.05")), want: "C1 1/0.03"},
+		{name: "lesser of billed caps amount", cs: []contracts.Contract{contract("C1", func(c *contracts.Contract) { c.LesserOfBilled = true })},
+			rs: []contracts.Rate{rate("1", "140")}, line: line(), want: "C1 1/100.00"},
+		{name: "lesser of billed caps percentage over 100", cs: []contracts.Contract{contract("C1", func(c *contracts.Contract) { c.LesserOfBilled = true })},
+			rs: []contracts.Rate{rate("1", "150", func(r *contracts.Rate) { r.Type = contracts.Percentage })}, line: line(), want: "C1 1/100.00"},
+		{name: "percentage over 100 without lesser of", cs: []contracts.Contract{contract("C1")},
+			rs: []contracts.Rate{rate("1", "150", func(r *contracts.Rate) { r.Type = contracts.Percentage })}, line: line(), want: "C1 1/150.00"},
+		// Step 6: authorization and review.
+		{name: "rate requires auth", cs: []contracts.Contract{contract("C1")}, rs: []contracts.Rate{rate("1", "40", func(r *contracts.Rate) { r.RequiresAuth = true })},
+			line: line(), want: "PRIOR_AUTH_MISSING"},
+		{name: "rate requires auth and has it", cs: []contracts.Contract{contract("C1")}, rs: []contracts.Rate{rate("1", "40", func(r *contracts.Rate) { r.RequiresAuth = true })},
+			line: line(set(claims.PriorAuthNumber, "PA1")), want: "C1 1/40.00"},
+		{name: "TPA requires auth", cs: []contracts.Contract{contract("C1", func(c *contracts.Contract) {
+			c.TPA, c.TPAName, c.TPAPriorAuthRequired = true, "T", true
+		})}, rs: []contracts.Rate{rate("1", "40")}, line: line(), want: "PRIOR_AUTH_MISSING"},
+		{name: "TPA medical necessity", cs: []contracts.Contract{contract("C1", func(c *contracts.Contract) {
+			c.TPA, c.TPAName, c.TPAMedicalNecessity = true, "T", true
+		})}, rs: []contracts.Rate{rate("1", "40")}, line: line(), want: "C1 1/40.00 REVIEW_REQUIRED"},
+		{name: "rate requires review", cs: []contracts.Contract{contract("C1")}, rs: []contracts.Rate{rate("1", "40", func(r *contracts.Rate) { r.RequiresReview = true })},
+			line: line(), want: "C1 1/40.00 REVIEW_REQUIRED"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := engine(t, tt.cs, tt.rs, tt.opts)
+			it := tt.line
+			if it.Line.Invalid != nil {
+				t.Fatalf("test line invalid: %v", it.Line.Invalid)
+			}
+			e.NewPricer().PriceLine(&it)
+			if got := outcome(&it.Result); got != tt.want {
+				t.Errorf("got %q, want %q (message %q)", got, tt.want, it.Result.Message)
+			}
+		})
+	}
+}
+
+func TestRateTieBreaks(t *testing.T) {
+	ortho := func(r *contracts.Rate) { r.Specialty = "ORTHO" }
+	kind := func(k string) func(*contracts.Rate) { return func(r *contracts.Rate) { r.Kind = k } }
+	rng := func(lo, hi string) func(*contracts.Rate) {
+		return func(r *contracts.Rate) { r.CPTCode, r.RangeStart, r.RangeEnd = "", lo, hi }
+	}
+	mod := func(m string) func(*contracts.Rate) { return func(r *contracts.Rate) { r.Modifier = m } }
+	eff := func(s string) func(*contracts.Rate) { return func(r *contracts.Rate) { r.Effective = d(s) } }
+	pos := func(p ...string) func(*contracts.Rate) { return func(r *contracts.Rate) { r.PlaceOfService = p } }
+	noCPT := func(r *contracts.Rate) { r.CPTCode = "" }
+	vk := func(v string) func(*contracts.Rate) { return func(r *contracts.Rate) { r.VisitKind = v } }
+	orthoLine := []func(*claims.Line){set(claims.Specialty, "ortho"), set(claims.Modifiers, "LT 26"), set(claims.PlaceOfService, "21"), set(claims.VisitKind, "office")}
+
+	tests := []struct {
+		name  string
+		kinds []contracts.RateKind
+		rs    []contracts.Rate
+		want  string
+	}{
+		{name: "priority 1 beats 2 and 3", rs: []contracts.Rate{
+			rate("1", "10"),
+			rate("2", "20", kind(contracts.KindCPTSpecialty), ortho),
+			rate("3", "30", kind(contracts.KindCPTModifierSpecialty), ortho, mod("26")),
+		}, want: "C1 3/30.00"},
+		{name: "modifier must be on the line", rs: []contracts.Rate{
+			rate("2", "20", kind(contracts.KindCPTSpecialty), ortho),
+			rate("3", "30", kind(contracts.KindCPTModifierSpecialty), ortho, mod("TC")),
+		}, want: "C1 2/20.00"},
+		{name: "specialty beats visit kind", rs: []contracts.Rate{
+			rate("5", "50", kind(contracts.KindSpecialty), ortho, noCPT),
+			rate("6", "60", kind(contracts.KindVisitKind), vk("OFFICE"), noCPT),
+			rate("4", "40", kind(contracts.KindSpecialtyVisitKind), ortho, vk("OFFICE"), noCPT),
+		}, want: "C1 4/40.00"},
+		{name: "kind priorities come from the data", kinds: []contracts.RateKind{
+			{Kind: contracts.KindCPTModifierSpecialty, Priority: 1}, {Kind: contracts.KindCPTSpecialty, Priority: 2},
+			{Kind: contracts.KindCPT, Priority: 9}, {Kind: contracts.KindSpecialtyVisitKind, Priority: 4},
+			{Kind: contracts.KindSpecialty, Priority: 5}, {Kind: contracts.KindVisitKind, Priority: 6},
+		}, rs: []contracts.Rate{
+			rate("1", "10"),
+			rate("6", "60", kind(contracts.KindVisitKind), vk("OFFICE"), noCPT),
+		}, want: "C1 6/60.00"},
+		{name: "exact beats range", rs: []contracts.Rate{
+			rate("1", "10", rng("99200", "99299")),
+			rate("2", "20"),
+		}, want: "C1 2/20.00"},
+		{name: "range beats no cpt at equal priority", kinds: []contracts.RateKind{
+			{Kind: contracts.KindCPT, Priority: 3}, {Kind: contracts.KindSpecialty, Priority: 3},
+		}, rs: []contracts.Rate{
+			rate("1", "10", kind(contracts.KindSpecialty), ortho, noCPT),
+			rate("2", "20", rng("99200", "99299")),
+		}, want: "C1 2/20.00"},
+		{name: "nested range beats outer", rs: []contracts.Rate{
+			rate("1", "10", rng("99000", "99999")),
+			rate("2", "20", rng("99200", "99215")),
+			rate("3", "30", rng("99100", "99299")),
+		}, want: "C1 2/20.00"},
+		{name: "same start earlier end wins", rs: []contracts.Rate{
+			rate("1", "10", rng("99200", "99299")),
+			rate("2", "20", rng("99200", "99215")),
+		}, want: "C1 2/20.00"},
+		{name: "range bounds inclusive", rs: []contracts.Rate{
+			rate("1", "10", rng("99213", "99213")),
+		}, want: "C1 1/10.00"},
+		{name: "more optional criteria wins", rs: []contracts.Rate{
+			rate("1", "10"),
+			rate("2", "20", mod("26")),
+			rate("3", "30", mod("26"), pos("21", "22")),
+		}, want: "C1 3/30.00"},
+		{name: "place of service must match", rs: []contracts.Rate{
+			rate("1", "10"),
+			rate("3", "30", pos("11")),
+		}, want: "C1 1/10.00"},
+		{name: "latest effective wins", rs: []contracts.Rate{
+			rate("1", "10", eff("2024-01-01")),
+			rate("2", "20", eff("2024-03-01")),
+			rate("3", "30", eff("2024-07-01")),
+		}, want: "C1 2/20.00"},
+		{name: "conflict: smallest id, flagged", rs: []contracts.Rate{
+			rate("10", "10"),
+			rate("9", "20"),
+		}, want: "C1 9/20.00 RATE_CONFLICT"},
+		{name: "tie of equal value is no conflict", rs: []contracts.Rate{
+			rate("2", "20"),
+			rate("1", "20"),
+		}, want: "C1 1/20.00"},
+		{name: "tie of equal value but different type is a conflict", rs: []contracts.Rate{
+			rate("2", "20", func(r *contracts.Rate) { r.Type = contracts.Percentage }),
+			rate("1", "20"),
+		}, want: "C1 1/20.00 RATE_CONFLICT"},
+		{name: "tie with a rate that does not match is no conflict", rs: []contracts.Rate{
+			rate("1", "10", pos("21")),
+			rate("2", "20", mod("59")),
+		}, want: "C1 1/10.00"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			v := contracts.Validate(&contracts.Schedule{Kinds: tt.kinds, Contracts: []contracts.Contract{contract("C1")}, Rates: tt.rs})
+			for _, is := range v.Issues {
+				if is.Action == contracts.ActionRejected {
+					t.Fatalf("test schedule has a rejected row: %v", is)
+				}
+			}
+			it := line(orthoLine...)
+			New(v, Options{}).NewPricer().PriceLine(&it)
+			if got := outcome(&it.Result); got != tt.want {
+				t.Errorf("got %q, want %q (%s)", got, tt.want, it.Result.Message)
+			}
+		})
+	}
+}
+
+func TestStopLossAndAdminFee(t *testing.T) {
+	tests := []struct {
+		name     string
+		stopLoss string
+		adminPct string
+		pre      []string // billed per line, priced at 100%
+		want     []string // allowed per line
+		fees     []string
+	}{
+		{name: "under stop loss", stopLoss: "500.00", pre: []string{"100.00", "200.00"}, want: []string{"100.00", "200.00"}},
+		{name: "equal to stop loss", stopLoss: "300.00", pre: []string{"100.00", "200.00"}, want: []string{"100.00", "200.00"}},
+		{name: "proportional exact", stopLoss: "150.00", pre: []string{"100.00", "200.00"}, want: []string{"50.00", "100.00"}},
+		// 100 × 100/300 = 33.333.. three times: floors 33.33 ×3 = 99.99, one cent to line 1 (equal remainders, lowest line).
+		{name: "remainder to lowest line on ties", stopLoss: "100.00", pre: []string{"100.00", "100.00", "100.00"}, want: []string{"33.34", "33.33", "33.33"}},
+		// shares of 10.00 over 3.00+3.00+4.00... use values that give different remainders.
+		// T = 13.33: floors 2.49, 2.50, 4.99 with remainders .81, .56, .62 → the two cents go to lines 1 and 3.
+		{name: "largest remainders first", stopLoss: "10.00", pre: []string{"3.33", "3.34", "6.66"}, want: []string{"2.50", "2.50", "5.00"}},
+		{name: "admin fee rounds half away", stopLoss: "", adminPct: "2.5", pre: []string{"10.10", "0.20"}, want: []string{"10.10", "0.20"}, fees: []string{"0.25", "0.01"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := contract("C1")
+			if tt.stopLoss != "" {
+				c.StopLoss = cents(tt.stopLoss)
+			}
+			if tt.adminPct != "" {
+				c.AdminFeePct = fx(tt.adminPct)
+			}
+			var rs []contracts.Rate
+			items := make([]claims.Item, len(tt.pre))
+			for i, p := range tt.pre {
+				code := fmt.Sprintf("9%04d", i)
+				rs = append(rs, rate(fmt.Sprint(i+1), "100", func(r *contracts.Rate) { r.CPTCode, r.Type = code, contracts.Percentage }))
+				items[i] = line(set(claims.CPTCode, code), set(claims.LineNumber, fmt.Sprint(i+1)), set(claims.BilledAmount, p))
+			}
+			e := engine(t, []contracts.Contract{c}, rs, Options{})
+			e.NewPricer().PriceClaim(items)
+			var sum money.Cents
+			for i := range items {
+				r := &items[i].Result
+				if !r.Priced() {
+					t.Fatalf("line %d: %s %s", i+1, r.Code, r.Message)
+				}
+				if got := r.Allowed.String(); got != tt.want[i] {
+					t.Errorf("line %d allowed %s, want %s", i+1, got, tt.want[i])
+				}
+				if r.AllowedBeforeStopLoss-r.StopLossReduction != r.Allowed {
+					t.Errorf("line %d: reduction does not add up", i+1)
+				}
+				if tt.fees != nil && r.AdminFee.String() != tt.fees[i] {
+					t.Errorf("line %d admin fee %s, want %s", i+1, r.AdminFee, tt.fees[i])
+				}
+				if r.NetPayable != r.Allowed-r.AdminFee {
+					t.Errorf("line %d: net payable does not add up", i+1)
+				}
+				sum += r.Allowed
+			}
+			if c.StopLoss > 0 {
+				var pre money.Cents
+				for _, p := range tt.pre {
+					pre += cents(p)
+				}
+				capped := pre > c.StopLoss
+				if capped && sum != c.StopLoss {
+					t.Errorf("case total %s, want exactly the stop loss %s", sum, c.StopLoss)
+				}
+				for i := range items {
+					if flagged := items[i].Result.Flags&claims.StopLossApplied != 0; flagged != capped {
+						t.Errorf("line %d: STOP_LOSS_APPLIED = %v, want %v", i+1, flagged, capped)
+					}
+				}
+			}
+		})
+	}
+}
+
+func TestStopLossFlagsEveryLineAndSkipsExceptions(t *testing.T) {
+	c := contract("C1", func(c *contracts.Contract) { c.StopLoss = cents("100.00") })
+	rs := []contracts.Rate{
+		rate("1", "80", func(r *contracts.Rate) { r.CPTCode = "10001" }),
+		rate("2", "80", func(r *contracts.Rate) { r.CPTCode = "10002" }),
+		rate("3", "50", func(r *contracts.Rate) { r.CPTCode = "10003"; r.RequiresAuth = true }),
+	}
+	items := []claims.Item{
+		line(set(claims.CPTCode, "10001"), set(claims.LineNumber, "1")),
+		line(set(claims.CPTCode, "10002"), set(claims.LineNumber, "2")),
+		line(set(claims.CPTCode, "10003"), set(claims.LineNumber, "3")), // PRIOR_AUTH_MISSING: no part in the case
+		line(set(claims.CPTCode, "10001"), set(claims.LineNumber, "2")), // DUPLICATE_LINE
+	}
+	engine(t, []contracts.Contract{c}, rs, Options{}).NewPricer().PriceClaim(items)
+	got := []string{}
+	for i := range items {
+		got = append(got, outcome(&items[i].Result))
+	}
+	want := []string{"C1 1/50.00 STOP_LOSS_APPLIED", "C1 2/50.00 STOP_LOSS_APPLIED", "PRIOR_AUTH_MISSING", "DUPLICATE_LINE"}
+	if strings.Join(got, "|") != strings.Join(want, "|") {
+		t.Errorf("got %q\nwant %q", got, want)
+	}
+}
+
+func TestCasesAreClaimAndContract(t *testing.T) {
+	c1 := contract("C1", func(c *contracts.Contract) { c.StopLoss = cents("100.00") })
+	c2 := contract("C2", func(c *contracts.Contract) { c.VendorID = "V2"; c.StopLoss = cents("100.00") })
+	rs := []contracts.Rate{rate("1", "80"), rate("2", "80", func(r *contracts.Rate) { r.ContractID = "C2" })}
+	items := []claims.Item{
+		line(set(claims.LineNumber, "1")),
+		line(set(claims.LineNumber, "2"), set(claims.VendorID, "V2")),
+	}
+	engine(t, []contracts.Contract{c1, c2}, rs, Options{}).NewPricer().PriceClaim(items)
+	for i := range items {
+		if got := outcome(&items[i].Result); !strings.HasSuffix(got, "/80.00") {
+			t.Errorf("line %d: %s: one line per contract stays under the stop loss", i+1, got)
+		}
+	}
+}
+
+func TestParseDefaultRate(t *testing.T) {
+	tests := []struct {
+		in, want string
+		ok       bool
+	}{
+		{"Percentage:60", "Percentage:60.00", true},
+		{"Amount:25.00", "Amount:25.00", true},
+		{"amount:25", "Amount:25.00", true},
+		{"Percentage:201", "", false},
+		{"Amount:0", "", false},
+		{"Amount", "", false},
+		{"Fee:10", "", false},
+		{"Amount:1e3", "", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.in, func(t *testing.T) {
+			got, err := ParseDefaultRate(tt.in)
+			if (err == nil) != tt.ok {
+				t.Fatalf("err = %v, want ok=%v", err, tt.ok)
+			}
+			if tt.ok && got.String() != tt.want {
+				t.Errorf("got %s, want %s", got, tt.want)
+			}
+		})
+	}
+}
