@@ -65,12 +65,12 @@ func DateOf(y, m, d int) Date {
 	mp := (m + 9) % 12
 	doy := (153*mp+2)/5 + d - 1
 	doe := yoe*365 + yoe/4 - yoe/100 + doy
-	return Date(era*146097 + doe - 306)
+	return Date(era*146097 + doe - 305)
 }
 
 // Civil returns the year, month and day of a set date.
 func (d Date) Civil() (y, m, day int) {
-	z := int(d) + 306
+	z := int(d) + 305
 	era := z / 146097
 	doe := z - era*146097
 	yoe := (doe - doe/1460 + doe/36524 - doe/146096) / 365

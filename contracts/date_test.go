@@ -54,3 +54,16 @@ func TestAddMonths(t *testing.T) {
 		}
 	}
 }
+
+func TestDateZeroIsUnset(t *testing.T) {
+	first, err := ParseDate("0001-01-01")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if first != 1 || first.IsZero() || first.String() != "0001-01-01" {
+		t.Errorf("0001-01-01 is day %d (%q)", first, first.String())
+	}
+	if Date(0).String() != "" {
+		t.Error("the zero Date formats as a date")
+	}
+}

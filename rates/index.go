@@ -192,36 +192,44 @@ func (ix *rateIndex) firstMatch(bucket []int32, l *claims.Line, limit int32) int
 // lookup returns the winning rate for l and whether another matching rate
 // ties with it on criteria (a)-(d) with a different type or value.
 func (ix *rateIndex) lookup(l *claims.Line) (best *indexedRate, conflict bool) {
-	none := int32(len(ix.rates))
-	pos := none
-	pos = ix.firstMatch(ix.exact[l.CPT], l, pos)
+	var buckets [4][]int32
+	buckets[0] = ix.exact[l.CPT]
 	if len(ix.rangePts) > 0 {
 		k := sort.SearchStrings(ix.rangePts, l.CPT)
 		switch {
 		case k < len(ix.rangePts) && ix.rangePts[k] == l.CPT:
-			pos = ix.firstMatch(ix.rangeSegs[2*k], l, pos)
+			buckets[1] = ix.rangeSegs[2*k]
 		case k > 0:
-			pos = ix.firstMatch(ix.rangeSegs[2*(k-1)+1], l, pos)
+			buckets[1] = ix.rangeSegs[2*(k-1)+1]
 		}
 	}
 	if l.Specialty != "" {
-		pos = ix.firstMatch(ix.bySpecialty[l.Specialty], l, pos)
+		buckets[2] = ix.bySpecialty[l.Specialty]
 	}
 	if l.VisitKind != "" {
-		pos = ix.firstMatch(ix.byVisitKind[l.VisitKind], l, pos)
+		buckets[3] = ix.byVisitKind[l.VisitKind]
+	}
+	none := int32(len(ix.rates))
+	pos := none
+	for _, b := range buckets {
+		pos = ix.firstMatch(b, l, pos)
 	}
 	if pos == none {
 		return nil, false
 	}
 	best = &ix.rates[pos]
-	// Rates that tie on (a)-(d) are adjacent in the sorted slice.
-	for next := pos + 1; next < none; next++ {
-		other := &ix.rates[next]
-		if compareKey(best, other) != 0 {
-			break
-		}
-		if matches(other.r, l) && (other.r.Type != best.r.Type || other.r.Value != best.r.Value) {
-			return best, true
+	// A conflicting rate ties with the winner on (a)-(d), so it sits just
+	// after it in one of the same buckets.
+	for _, b := range buckets {
+		i, _ := slices.BinarySearch(b, pos+1)
+		for ; i < len(b); i++ {
+			other := &ix.rates[b[i]]
+			if compareKey(best, other) != 0 {
+				break
+			}
+			if matches(other.r, l) && (other.r.Type != best.r.Type || other.r.Value != best.r.Value) {
+				return best, true
+			}
 		}
 	}
 	return best, false

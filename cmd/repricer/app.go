@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"strings"
 
 	"github.com/urfave/cli/v2"
@@ -52,6 +51,7 @@ failed and published nothing; 2 a usage or configuration error.`,
 		Commands: []*cli.Command{
 			repriceCommand(),
 			contractsCommand(),
+			dbCommand(),
 		},
 	}
 	return app.RunContext(ctx, args)
@@ -78,7 +78,7 @@ Example:
       --claims testdata/sample/claims.csv --out out/`,
 		OnUsageError: onUsageError,
 		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "contracts", Usage: "contract bundle `DIR` (contracts.csv, rates.csv, rate_kinds.csv)"},
+			&cli.StringFlag{Name: "contracts", EnvVars: []string{"DATABASE_URL"}, Usage: "contract bundle `DIR` (contracts.csv, rates.csv, rate_kinds.csv) or a postgres:// URL (default: $DATABASE_URL)"},
 			&cli.StringSliceFlag{Name: "claims", Usage: "claim `FILE` (.csv or .parquet; - for CSV on standard input); repeat for several"},
 			&cli.StringFlag{Name: "out", Usage: "output `DIR` (created if missing)"},
 			&cli.StringFlag{Name: "format", Value: "csv", Usage: "output format: csv or parquet"},
@@ -86,6 +86,7 @@ Example:
 			&cli.StringFlag{Name: "system-default-rate", Usage: "rate for lines no contract rate or contract default covers, e.g. Percentage:60 or Amount:25.00 (default: none, such lines are NO_RATE exceptions)"},
 			&cli.StringSliceFlag{Name: "map", Usage: "input column mapping `CANONICAL=NAME`, e.g. billed_amount=charge_amt; repeat for several"},
 			&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "print nothing on success"},
+			dbTimeoutFlag,
 		},
 		Action: func(c *cli.Context) error {
 			return reprice(c.Context, c, c.App.Writer, c.App.ErrWriter)
@@ -99,7 +100,7 @@ func reprice(ctx context.Context, c *cli.Context, stdout, stderr io.Writer) erro
 	}
 	switch {
 	case c.String("contracts") == "":
-		return usagef("--contracts is required")
+		return usagef("--contracts (a bundle folder or a postgres:// URL, or DATABASE_URL) is required")
 	case len(c.StringSlice("claims")) == 0:
 		return usagef("--claims is required")
 	case c.String("out") == "":
@@ -119,7 +120,7 @@ func reprice(ctx context.Context, c *cli.Context, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
-	v, source, err := loadSchedule(ctx, c.String("contracts"))
+	v, source, err := loadSchedule(ctx, c.String("contracts"), c.Duration("db-timeout"))
 	if err != nil {
 		return err
 	}
@@ -161,27 +162,11 @@ func parseMapping(items []string) (map[string]string, error) {
 	return m, nil
 }
 
-// loadSchedule reads and validates the reference data named by src.
-func loadSchedule(ctx context.Context, src string) (*contracts.Validated, string, error) {
-	fi, err := os.Stat(src)
-	if err != nil {
-		return nil, "", usagef("--contracts: %w", err)
-	}
-	if !fi.IsDir() {
-		return nil, "", usagef("--contracts %s is not a folder", src)
-	}
-	s, err := bundle.Read(ctx, src)
-	if err != nil {
-		return nil, "", err
-	}
-	return contracts.Validate(s), "bundle:" + src, nil
-}
-
 func contractsCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "contracts",
-		Usage: "inspect contract schedules",
-		Subcommands: []*cli.Command{{
+		Usage: "validate, import and export contract schedules",
+		Subcommands: []*cli.Command{importCommand(), exportCommand(), {
 			Name:  "validate",
 			Usage: "check a contract schedule and print every rejected or suspicious row",
 			Description: `Applies the same validation a pricing run applies and prints one line per
@@ -190,13 +175,14 @@ Exit status 0 when nothing is rejected, 1 when something is, 2 when the
 schedule cannot be read at all.`,
 			OnUsageError: onUsageError,
 			Flags: []cli.Flag{
-				&cli.StringFlag{Name: "contracts", Usage: "contract bundle `DIR`"},
+				&cli.StringFlag{Name: "contracts", EnvVars: []string{"DATABASE_URL"}, Usage: "contract bundle `DIR` or postgres:// URL"},
+				dbTimeoutFlag,
 			},
 			Action: func(c *cli.Context) error {
 				if c.String("contracts") == "" {
 					return usagef("--contracts is required")
 				}
-				v, _, err := loadSchedule(c.Context, c.String("contracts"))
+				v, _, err := loadSchedule(c.Context, c.String("contracts"), c.Duration("db-timeout"))
 				if err != nil {
 					return err
 				}
