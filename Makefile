@@ -1,0 +1,47 @@
+# repricer — common tasks. `make help` lists them.
+GO      ?= go
+BIN     := bin/repricer
+SAMPLE  := testdata/sample
+OUT     ?= out/sample
+
+.PHONY: help demo build test test-short vet fuzz bench bench-core clean
+
+help:
+	@echo "make demo        reprice the bundled sample claims into $(OUT)/"
+	@echo "make test        run every test (starts a throwaway PostgreSQL when DATABASE_URL is unset)"
+	@echo "make test-short  unit tests only, no database"
+	@echo "make bench       micro-benchmarks plus the end-to-end benchmark against DuckDB (bench/run.sh)"
+	@echo "make bench-core  micro-benchmarks only (go test -bench)"
+	@echo "make fuzz        run every fuzz target for FUZZTIME (default 10s) each"
+
+build:
+	$(GO) build -o $(BIN) ./cmd/repricer
+
+demo: build
+	$(BIN) reprice --contracts $(SAMPLE)/contracts --claims $(SAMPLE)/claims.csv --out $(OUT)
+	@echo "open $(OUT)/priced.csv, $(OUT)/exceptions.csv and $(OUT)/summary.json"
+
+# The Postgres-backed tests need a server: with DATABASE_URL set they use it,
+# otherwise scripts/with-postgres.sh starts a throwaway cluster from the
+# installed server binaries and removes it afterwards.
+test: vet
+	@if [ -n "$$DATABASE_URL" ]; then $(GO) test ./...; else scripts/with-postgres.sh $(GO) test ./...; fi
+
+test-short:
+	$(GO) test -short ./...
+
+vet:
+	$(GO) vet ./...
+
+FUZZTIME ?= 10s
+fuzz:
+	scripts/fuzz.sh $(FUZZTIME)
+
+bench-core:
+	$(GO) test -run '^$$' -bench . -benchmem ./rates/ ./pipeline/ ./connectors/claimcsv/
+
+bench: bench-core
+	bash bench/run.sh
+
+clean:
+	rm -rf bin out

@@ -1,0 +1,165 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/repricer/repricer/connectors/bundle"
+	"github.com/repricer/repricer/contracts"
+
+	"github.com/repricer/repricer/connectors/postgres/pgtest"
+)
+
+func TestMain(m *testing.M) { pgtest.Main(m) }
+
+const (
+	sampleContracts = "../../testdata/sample/contracts"
+	sampleClaims    = "../../testdata/sample/claims.csv"
+)
+
+// cli runs the command line in-process and returns its exit status.
+func runCLI(t *testing.T, args ...string) (status int, stdout, stderr string) {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	err := run(context.Background(), append([]string{"repricer"}, args...), strings.NewReader(""), &out, &errOut)
+	status = report(err, &errOut)
+	return status, out.String(), errOut.String()
+}
+
+func TestExitStatus(t *testing.T) {
+	dir := t.TempDir()
+	tests := []struct {
+		name   string
+		args   []string
+		status int
+		stderr string
+	}{
+		{"success", []string{"reprice", "--contracts", sampleContracts, "--claims", sampleClaims, "--out", filepath.Join(dir, "ok"), "-q"}, 0, ""},
+		{"unknown flag", []string{"reprice", "--bogus"}, 2, "flag provided but not defined"},
+		{"missing out", []string{"reprice", "--contracts", sampleContracts, "--claims", sampleClaims}, 2, "--out is required"},
+		{"missing claims file", []string{"reprice", "--contracts", sampleContracts, "--claims", "nope.csv", "--out", filepath.Join(dir, "x")}, 2, "nope.csv"},
+		{"bad system default", []string{"reprice", "--contracts", sampleContracts, "--claims", sampleClaims, "--out", filepath.Join(dir, "x"), "--system-default-rate", "Fee:1"}, 2, "Percentage:N"},
+		{"bad map", []string{"reprice", "--contracts", sampleContracts, "--claims", sampleClaims, "--out", filepath.Join(dir, "x"), "--map", "billed_amount"}, 2, "CANONICAL=NAME"},
+		{"contracts folder missing", []string{"reprice", "--contracts", "nowhere", "--claims", sampleClaims, "--out", filepath.Join(dir, "x")}, 2, "nowhere"},
+		{"bundle without rates.csv", []string{"reprice", "--contracts", dir, "--claims", sampleClaims, "--out", filepath.Join(dir, "x")}, 2, "contracts.csv"},
+		{"unreachable database", []string{"reprice", "--contracts", "postgres://repricer:secret@127.0.0.1:1/none?connect_timeout=1", "--claims", sampleClaims, "--out", filepath.Join(dir, "db")}, 1, "127.0.0.1:1"},
+		{"validate with rejections", []string{"contracts", "validate", "--contracts", sampleContracts}, 1, "rows rejected"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			status, _, stderr := runCLI(t, tt.args...)
+			if status != tt.status {
+				t.Errorf("exit status %d, want %d; stderr:\n%s", status, tt.status, stderr)
+			}
+			if !strings.Contains(stderr, tt.stderr) {
+				t.Errorf("stderr %q does not mention %q", stderr, tt.stderr)
+			}
+			if strings.Contains(stderr, "secret") {
+				t.Errorf("stderr shows the database password: %s", stderr)
+			}
+		})
+	}
+	for _, sub := range []string{"x", "db"} {
+		if entries, _ := os.ReadDir(filepath.Join(dir, sub)); len(entries) > 0 {
+			t.Errorf("failed run left %d entries in %s", len(entries), sub)
+		}
+	}
+}
+
+// TestPostgresRunMatchesBundleRun imports the sample bundle into Postgres
+// and checks that pricing from the database gives byte-identical priced and
+// exception files to pricing from the bundle.
+func TestPostgresRunMatchesBundleRun(t *testing.T) {
+	dir := t.TempDir()
+	clean := cleanSample(t, filepath.Join(dir, "clean"))
+	url := pgtest.NewDatabase(t)
+	if status, _, stderr := runCLI(t, "db", "migrate", "--db", url); status != 0 {
+		t.Fatalf("migrate: %s", stderr)
+	}
+	if status, _, stderr := runCLI(t, "db", "migrate", "--db", url); status != 0 {
+		t.Fatalf("second migrate: %s", stderr)
+	}
+	// The sample holds rows the database refuses: the import must refuse
+	// the whole bundle and write nothing.
+	status, _, stderr := runCLI(t, "contracts", "import", "--from", sampleContracts, "--to", url)
+	if status != 1 || !strings.Contains(stderr, "rates.csv:60: rate 14005") {
+		t.Fatalf("import of the sample: status %d, stderr %s", status, stderr)
+	}
+	status, stdout, stderr := runCLI(t, "contracts", "import", "--from", clean, "--to", url)
+	if status != 0 {
+		t.Fatalf("import: %s", stderr)
+	}
+	if !strings.Contains(stdout, "contracts: 14 new") {
+		t.Errorf("import output: %s", stdout)
+	}
+	for _, run := range []struct{ name, contracts string }{{"bundle", clean}, {"postgres", url}} {
+		if status, _, stderr := runCLI(t, "reprice", "--contracts", run.contracts, "--claims", sampleClaims, "--out", filepath.Join(dir, run.name), "-q"); status != 0 {
+			t.Fatalf("%s run: %s", run.name, stderr)
+		}
+	}
+	for _, name := range []string{"priced.csv", "exceptions.csv"} {
+		a, _ := os.ReadFile(filepath.Join(dir, "bundle", name))
+		b, _ := os.ReadFile(filepath.Join(dir, "postgres", name))
+		if len(a) == 0 || !bytes.Equal(a, b) {
+			t.Errorf("%s differs between the bundle run and the Postgres run", name)
+		}
+	}
+	// Export writes a bundle that prices the same way again.
+	export := filepath.Join(dir, "exported")
+	if status, _, stderr := runCLI(t, "contracts", "export", "--from", url, "--to", export); status != 0 {
+		t.Fatalf("export: %s", stderr)
+	}
+	if status, _, stderr := runCLI(t, "reprice", "--contracts", export, "--claims", sampleClaims, "--out", filepath.Join(dir, "exported-run"), "-q"); status != 0 {
+		t.Fatalf("run on export: %s", stderr)
+	}
+	a, _ := os.ReadFile(filepath.Join(dir, "bundle", "priced.csv"))
+	b, _ := os.ReadFile(filepath.Join(dir, "exported-run", "priced.csv"))
+	if !bytes.Equal(a, b) {
+		t.Error("the exported bundle prices differently")
+	}
+}
+
+// cleanSample writes the sample bundle without the rows a database refuses
+// (an overlapping contract and malformed rates) and returns its folder.
+func cleanSample(t *testing.T, dir string) string {
+	t.Helper()
+	ctx := context.Background()
+	s, err := bundle.Read(ctx, sampleContracts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	refused := map[string]bool{"C008": true, "8001": true, "2008": true, "4006": true, "10006": true, "14004": true, "14005": true}
+	s.Contracts = slices.DeleteFunc(s.Contracts, func(c contracts.Contract) bool { return refused[c.ID] })
+	s.Rates = slices.DeleteFunc(s.Rates, func(r contracts.Rate) bool { return refused[r.ID] })
+	if err := bundle.Write(ctx, dir, s); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+func TestStdinClaims(t *testing.T) {
+	claims, err := os.ReadFile(sampleClaims)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	var out, errOut bytes.Buffer
+	err = run(context.Background(), []string{"repricer", "reprice", "--contracts", sampleContracts, "--claims", "-", "--out", filepath.Join(dir, "stdin"), "-q"},
+		bytes.NewReader(claims), &out, &errOut)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if status, _, stderr := runCLI(t, "reprice", "--contracts", sampleContracts, "--claims", sampleClaims, "--out", filepath.Join(dir, "file"), "-q"); status != 0 {
+		t.Fatal(stderr)
+	}
+	a, _ := os.ReadFile(filepath.Join(dir, "stdin", "priced.csv"))
+	b, _ := os.ReadFile(filepath.Join(dir, "file", "priced.csv"))
+	if len(a) == 0 || !bytes.Equal(a, b) {
+		t.Error("claims on standard input price differently from the same file")
+	}
+}
