@@ -52,6 +52,7 @@ failed and published nothing; 2 a usage or configuration error.`,
 			repriceCommand(),
 			contractsCommand(),
 			dbCommand(),
+			genCommand(),
 		},
 	}
 	return app.RunContext(ctx, args)

@@ -1,0 +1,105 @@
+#!/usr/bin/env bash
+# Benchmarks repricer against an equivalent DuckDB query on synthetic data.
+#
+#   bench/run.sh                      # 10M lines, 2,000 contracts, 1M rates
+#   BENCH_LINES=100000 bench/run.sh   # a quick run of the plumbing
+#
+# Environment: BENCH_LINES (default 10000000), BENCH_SMALL_LINES (default
+# 1000000, the second run for the RSS flatness ratio), BENCH_CONTRACTS
+# (2000), BENCH_RATES (1000000), BENCH_DIR (default: a new temp dir, kept),
+# BENCH_FORMAT (parquet or csv; default parquet when `repricer reprice`
+# reads Parquet, csv otherwise; DuckDB runs only on Parquet).
+set -euo pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+root="$(cd "$here/.." && pwd)"
+lines="${BENCH_LINES:-10000000}"
+small="${BENCH_SMALL_LINES:-1000000}"
+ncontracts="${BENCH_CONTRACTS:-2000}"
+nrates="${BENCH_RATES:-1000000}"
+work="${BENCH_DIR:-$(mktemp -d "${TMPDIR:-/tmp}/repricer-bench.XXXXXX")}"
+mkdir -p "$work"
+bin="$work/bin"
+mkdir -p "$bin"
+
+echo "== building into $bin" >&2
+(cd "$root" && go build -o "$bin/repricer" ./cmd/repricer)
+if ! "$bin/repricer" gen --help >/dev/null 2>&1; then
+	# gen is not registered in the app yet: build with an overlay that adds it.
+	echo "   (repricer has no gen command yet; building with an overlay that registers it)" >&2
+	sed 's/contractsCommand(),$/contractsCommand(),\n\t\t\tgenCommand(),/' "$root/cmd/repricer/app.go" >"$work/app_overlay.go"
+	printf '{"Replace":{"%s":"%s"}}' "$root/cmd/repricer/app.go" "$work/app_overlay.go" >"$work/overlay.json"
+	(cd "$root" && go build -overlay "$work/overlay.json" -o "$bin/repricer" ./cmd/repricer)
+fi
+(cd "$here" && go build -o "$bin/duckbench" ./cmd/duckbench)
+
+format="${BENCH_FORMAT:-}"
+if [[ -z "$format" ]]; then
+	# Parquet when reprice accepts a .parquet claim file and --format parquet.
+	probe="$work/probe"
+	mkdir -p "$probe"
+	"$bin/repricer" gen --quiet --out "$probe" --lines 10 --contracts 5 --rates 50 --format parquet
+	if "$bin/repricer" reprice --quiet --contracts "$probe/contracts" --claims "$probe/claims.parquet" \
+		--out "$probe/out" --format parquet >/dev/null 2>&1; then
+		format=parquet
+	else
+		format=csv
+	fi
+fi
+echo "== claim format: $format" >&2
+
+# reprice_run N: generate N lines (once) and reprice them; sets RSS_KB and LPS.
+reprice_run() {
+	local n="$1" dir="$work/n$1"
+	if [[ ! -f "$dir/claims.$format" ]]; then
+		echo "== generating $n lines, $ncontracts contracts, $nrates rates in $dir" >&2
+		"$bin/repricer" gen --out "$dir" --lines "$n" --contracts "$ncontracts" --rates "$nrates" --format "$format" >&2
+	fi
+	rm -rf "$dir/out"
+	echo "== repricer reprice $n lines" >&2
+	/usr/bin/time -v "$bin/repricer" reprice --contracts "$dir/contracts" --claims "$dir/claims.$format" \
+		--out "$dir/out" --format "$format" 2>"$dir/time.txt" || { cat "$dir/time.txt" >&2; return 1; }
+	grep -E '^repricer:' "$dir/time.txt" >&2 || true
+	RSS_KB="$(awk -F': ' '/Maximum resident set size/ {print $2}' "$dir/time.txt")"
+	LPS="$(python3 -c 'import json,sys; print("%.0f" % json.load(open(sys.argv[1]))["timings"]["lines_per_second"])' "$dir/out/summary.json")"
+}
+
+reprice_run "$lines"
+big_rss="$RSS_KB" big_lps="$LPS"
+if [[ "$small" != "$lines" ]]; then
+	reprice_run "$small"
+	small_rss="$RSS_KB"
+else
+	small_rss="$big_rss"
+fi
+
+duck_lps="n/a" duck_line=""
+if [[ "$format" == parquet ]]; then
+	echo "== duckdb on the same $lines-line file" >&2
+	duck_line="$("$bin/duckbench" -contracts "$work/n$lines/contracts" -claims "$work/n$lines/claims.parquet" \
+		-out "$work/n$lines/duckdb_priced.parquet")"
+	echo "$duck_line" >&2
+	duck_lps="$(sed -n 's/.*lines_per_sec=\([0-9.]*\).*/\1/p' <<<"$duck_line")"
+else
+	echo "== skipping DuckDB: it reads the Parquet file only" >&2
+fi
+
+python3 - "$lines" "$small" "$big_lps" "$small_rss" "$big_rss" "$duck_lps" "$format" <<'PY'
+import sys
+lines, small, lps, small_rss, big_rss, duck, fmt = sys.argv[1:]
+mib = lambda kb: float(kb) / 1024
+rows = [
+    ("claim format", fmt),
+    ("repricer lines/s (%s lines)" % lines, "%.0f" % float(lps)),
+    ("repricer peak RSS at %s lines" % small, "%.0f MiB" % mib(small_rss)),
+    ("repricer peak RSS at %s lines" % lines, "%.0f MiB" % mib(big_rss)),
+    ("RSS ratio (%s / %s lines)" % (lines, small), "%.2f" % (float(big_rss) / float(small_rss))),
+    ("duckdb lines/s", duck),
+    ("repricer / duckdb", "%.2f" % (float(lps) / float(duck)) if duck not in ("n/a", "") else "n/a"),
+]
+w = max(len(k) for k, _ in rows)
+print("%-*s  %s" % (w, "metric", "value"))
+for k, v in rows:
+    print("%-*s  %s" % (w, k, v))
+PY
+echo "(work files kept in $work)" >&2
