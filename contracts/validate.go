@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"hash"
 	"regexp"
 	"slices"
 	"strconv"
@@ -306,10 +307,11 @@ func (v *Validated) issue(entity, id string, src Source, field, action, msg stri
 // data gives the same fingerprint whether it came from a bundle or a database.
 func (s *Schedule) Fingerprint() string {
 	h := sha256.New()
+	var b fpBuf
 	kinds := slices.Clone(s.Kinds)
 	slices.SortFunc(kinds, func(a, b RateKind) int { return strings.Compare(a.Kind, b.Kind) })
 	for _, k := range kinds {
-		fmt.Fprintf(h, "K|%s|%d\n", k.Kind, k.Priority)
+		b.str("K").str(k.Kind).int(int64(k.Priority)).end(h)
 	}
 	cs := make([]*Contract, len(s.Contracts))
 	for i := range s.Contracts {
@@ -317,11 +319,15 @@ func (s *Schedule) Fingerprint() string {
 	}
 	slices.SortStableFunc(cs, func(a, b *Contract) int { return strings.Compare(a.ID, b.ID) })
 	for _, c := range cs {
-		fmt.Fprintf(h, "C|%s|%s|%s|%s|%s|%s|%s|%t|%d|%d|%t|%s|%t|%t|%s|%s|%t|%s|%s|%v|%t|%s\n",
-			c.ID, c.Number, c.VendorID, c.Status, c.StatusReason, c.Effective, c.Expiration,
-			c.AutoRenewal, c.RenewalTermMonths, c.RenewalNoticeDays, c.TPA, c.TPAName,
-			c.TPAMedicalNecessity, c.TPAPriorAuthRequired, c.DefaultRateType, c.DefaultRateValue,
-			c.HasDefaultRate, c.StopLoss, c.AdminFeePct, c.ExcludedServices, c.LesserOfBilled, c.UpdatedAt)
+		b.str("C").str(c.ID).str(c.Number).str(c.VendorID).str(string(c.Status)).str(c.StatusReason).
+			int(int64(c.Effective)).int(int64(c.Expiration)).bool(c.AutoRenewal).int(int64(c.RenewalTermMonths)).
+			int(int64(c.RenewalNoticeDays)).bool(c.TPA).str(c.TPAName).bool(c.TPAMedicalNecessity).
+			bool(c.TPAPriorAuthRequired).int(int64(c.DefaultRateType)).int(int64(c.DefaultRateValue)).
+			bool(c.HasDefaultRate).int(int64(c.StopLoss)).int(int64(c.AdminFeePct)).bool(c.LesserOfBilled).str(c.UpdatedAt)
+		for _, r := range c.ExcludedServices {
+			b.str(r.Lo).str(r.Hi)
+		}
+		b.end(h)
 	}
 	rs := make([]*Rate, len(s.Rates))
 	for i := range s.Rates {
@@ -329,13 +335,29 @@ func (s *Schedule) Fingerprint() string {
 	}
 	slices.SortStableFunc(rs, func(a, b *Rate) int { return strings.Compare(a.ID, b.ID) })
 	for _, r := range rs {
-		fmt.Fprintf(h, "R|%s|%s|%s|%s|%s|%s|%s|%s|%s|%s|%s|%v|%s|%s|%d|%d|%t|%t|%t\n",
-			r.ID, r.ContractID, r.Kind, r.Type, r.Value, r.Specialty, r.VisitKind, r.CPTCode,
-			r.RangeStart, r.RangeEnd, r.Modifier, r.PlaceOfService, r.Effective, r.End,
-			r.MinUnits, r.MaxUnits, r.RequiresAuth, r.RequiresReview, r.Active)
+		b.str("R").str(r.ID).str(r.ContractID).str(r.Kind).int(int64(r.Type)).int(int64(r.Value)).
+			str(r.Specialty).str(r.VisitKind).str(r.CPTCode).str(r.RangeStart).str(r.RangeEnd).str(r.Modifier).
+			int(int64(r.Effective)).int(int64(r.End)).int(int64(r.MinUnits)).int(int64(r.MaxUnits)).
+			bool(r.RequiresAuth).bool(r.RequiresReview).bool(r.Active)
+		for _, p := range r.PlaceOfService {
+			b.str(p)
+		}
+		b.end(h)
 	}
 	for _, is := range s.Issues {
-		fmt.Fprintf(h, "I|%s|%s|%s|%s\n", is.Entity, is.ID, is.Field, is.Message)
+		b.str("I").str(is.Entity).str(is.ID).str(is.Field).str(is.Message).end(h)
 	}
 	return hex.EncodeToString(h.Sum(nil))
+}
+
+// fpBuf builds one fingerprint record: fields separated by 0x1f (which
+// no CSV field of ours contains unescaped), records ended by 0x1e.
+type fpBuf []byte
+
+func (b *fpBuf) str(s string) *fpBuf { *b = append(append(*b, s...), 0x1f); return b }
+func (b *fpBuf) int(n int64) *fpBuf  { *b = append(strconv.AppendInt(*b, n, 10), 0x1f); return b }
+func (b *fpBuf) bool(v bool) *fpBuf  { *b = append(strconv.AppendBool(*b, v), 0x1f); return b }
+func (b *fpBuf) end(h hash.Hash) {
+	h.Write(append(*b, 0x1e))
+	*b = (*b)[:0]
 }

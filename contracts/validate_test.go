@@ -46,7 +46,9 @@ func TestValidateContracts(t *testing.T) {
 		{"negative stop loss", func(c *Contract) { c.StopLoss = -1 }, "stop_loss_amount", "positive"},
 		{"no rate and no default", func(c *Contract) { c.HasDefaultRate = false; c.ID = "C2" }, "default_rate_value", "neither"},
 		{"default percentage over 200", func(c *Contract) { c.DefaultRateValue = 201 * money.FixedScale }, "default_rate_value", "between 0 and 200"},
-		{"load error", func(c *Contract) { c.LoadError = &FieldError{Field: "auto_renewal", Value: "yes", Reason: "must be true or false"} }, "auto_renewal", "must be true or false"},
+		{"load error", func(c *Contract) {
+			c.LoadError = &FieldError{Field: "auto_renewal", Value: "yes", Reason: "must be true or false"}
+		}, "auto_renewal", "must be true or false"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -116,9 +118,9 @@ func TestValidateRates(t *testing.T) {
 		field string
 	}{
 		{"valid", func(*Rate) {}, ""},
-		{"percentage 200 ok", func(r *Rate) { r.Type, r.Value = Percentage, 200 * money.FixedScale }, ""},
+		{"percentage 200 ok", func(r *Rate) { r.Type, r.Value = Percentage, 200*money.FixedScale }, ""},
 		{"percentage 0 ok", func(r *Rate) { r.Type, r.Value = Percentage, 0 }, ""},
-		{"percentage over 200", func(r *Rate) { r.Type, r.Value = Percentage, 200*money.FixedScale + 1 }, "rate_value"},
+		{"percentage over 200", func(r *Rate) { r.Type, r.Value = Percentage, 200*money.FixedScale+1 }, "rate_value"},
 		{"negative percentage", func(r *Rate) { r.Type, r.Value = Percentage, -1 }, "rate_value"},
 		{"zero amount", func(r *Rate) { r.Value = 0 }, "rate_value"},
 		{"amount above stop loss", func(r *Rate) { r.Value = 1000*money.FixedScale + 1 }, "rate_value"},

@@ -62,6 +62,20 @@ var errUngrouped = errors.New("claim lines are not grouped by claim")
 type batch struct {
 	seq   int
 	items []claims.Item
+	// Filled by the pricing worker: the encoded output rows (when the
+	// writer supports it) and the batch's share of the summary.
+	enc     [2][]byte
+	encoded bool
+	tally   *tally
+}
+
+// preEncoder is implemented by writers whose formatting can run in the
+// pricing workers, in parallel, leaving only the byte copy to the writer:
+// EncodeBatch appends the priced and exception rows of items to dst[0] and
+// dst[1] and must be safe for concurrent use; WriteEncoded writes them.
+type preEncoder interface {
+	EncodeBatch(items []claims.Item, dst *[2][]byte)
+	WriteEncoded(ctx context.Context, enc *[2][]byte) error
 }
 
 type run struct {
@@ -192,8 +206,9 @@ func (r *run) stream(ctx context.Context, w ResultWriter) error {
 	nfree := 2*r.cfg.Workers + 2
 	free := make(chan *batch, nfree)
 	for i := 0; i < nfree; i++ {
-		free <- &batch{items: make([]claims.Item, 0, r.cfg.BatchSize+1)}
+		free <- &batch{items: make([]claims.Item, 0, r.cfg.BatchSize+1), tally: newTally()}
 	}
+	pe, _ := w.(preEncoder)
 	toPrice := make(chan *batch, r.cfg.Workers)
 	toWrite := make(chan *batch, r.cfg.Workers)
 
@@ -219,6 +234,15 @@ func (r *run) stream(ctx context.Context, w ResultWriter) error {
 				}
 				t := time.Now()
 				priceBatch(p, b.items)
+				b.tally.reset()
+				for i := range b.items {
+					b.tally.add(&b.items[i])
+				}
+				if pe != nil {
+					b.enc[0], b.enc[1] = b.enc[0][:0], b.enc[1][:0]
+					pe.EncodeBatch(b.items, &b.enc)
+					b.encoded = true
+				}
 				r.addPriceTime(time.Since(t))
 				select {
 				case <-ctx.Done():
@@ -239,7 +263,7 @@ func (r *run) stream(ctx context.Context, w ResultWriter) error {
 			pending[b.seq] = b
 			for b := pending[next]; b != nil; b = pending[next] {
 				delete(pending, next)
-				if err := r.write(ctx, w, b.items); err != nil {
+				if err := r.writeBatch(ctx, w, b); err != nil {
 					return err
 				}
 				b.items = b.items[:0]
@@ -450,6 +474,25 @@ func priceBatch(p *rates.Pricer, items []claims.Item) {
 		cur = l.ClaimID
 	}
 	p.PriceClaim(items[start:])
+}
+
+// writeBatch writes a priced batch, using the rows and tally the worker
+// prepared.
+func (r *run) writeBatch(ctx context.Context, w ResultWriter, b *batch) error {
+	if !b.encoded {
+		return r.write(ctx, w, b.items)
+	}
+	t := time.Now()
+	if err := w.(preEncoder).WriteEncoded(ctx, &b.enc); err != nil {
+		return fmt.Errorf("write outputs: %w", err)
+	}
+	b.encoded = false
+	r.tally.merge(b.tally)
+	r.writeDur += time.Since(t)
+	if r.cfg.Progress != nil {
+		r.cfg.Progress(r.tally.counts.InputLines)
+	}
+	return nil
 }
 
 func (r *run) write(ctx context.Context, w ResultWriter, items []claims.Item) error {

@@ -129,6 +129,54 @@ func newTally() *tally {
 	return &tally{byContract: map[string]*ContractTotals{}, byCode: map[claims.Code]*CodeTotals{}}
 }
 
+// reset empties t for reuse.
+func (t *tally) reset() {
+	t.counts, t.totals = Counts{}, Totals{}
+	clear(t.byContract)
+	clear(t.byCode)
+}
+
+// merge adds o into t.
+func (t *tally) merge(o *tally) {
+	c, oc := &t.counts, &o.counts
+	c.InputLines += oc.InputLines
+	c.PricedLines += oc.PricedLines
+	c.ErrorExceptions += oc.ErrorExceptions
+	c.ReviewExceptions += oc.ReviewExceptions
+	s, os := &t.totals, &o.totals
+	s.BilledInput += os.BilledInput
+	s.BilledPriced += os.BilledPriced
+	s.BilledErrors += os.BilledErrors
+	s.AllowedBeforeStopLoss += os.AllowedBeforeStopLoss
+	s.StopLossReduction += os.StopLossReduction
+	s.Allowed += os.Allowed
+	s.AdminFee += os.AdminFee
+	s.NetPayable += os.NetPayable
+	for id, oct := range o.byContract {
+		ct := t.byContract[id]
+		if ct == nil {
+			ct = &ContractTotals{ContractID: oct.ContractID, ContractNumber: oct.ContractNumber}
+			t.byContract[id] = ct
+		}
+		ct.Lines += oct.Lines
+		ct.Billed += oct.Billed
+		ct.AllowedBeforeStopLoss += oct.AllowedBeforeStopLoss
+		ct.StopLossReduction += oct.StopLossReduction
+		ct.Allowed += oct.Allowed
+		ct.AdminFee += oct.AdminFee
+		ct.NetPayable += oct.NetPayable
+	}
+	for code, oct := range o.byCode {
+		ct := t.byCode[code]
+		if ct == nil {
+			ct = &CodeTotals{Code: oct.Code, Severity: oct.Severity}
+			t.byCode[code] = ct
+		}
+		ct.Lines += oct.Lines
+		ct.Billed += oct.Billed
+	}
+}
+
 func (t *tally) add(it *claims.Item) {
 	l, r := &it.Line, &it.Result
 	t.counts.InputLines++

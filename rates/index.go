@@ -203,10 +203,10 @@ func (ix *rateIndex) lookup(l *claims.Line) (best *indexedRate, conflict bool) {
 			buckets[1] = ix.rangeSegs[2*(k-1)+1]
 		}
 	}
-	if l.Specialty != "" {
+	if l.Specialty != "" && len(ix.bySpecialty) > 0 {
 		buckets[2] = ix.bySpecialty[l.Specialty]
 	}
-	if l.VisitKind != "" {
+	if l.VisitKind != "" && len(ix.byVisitKind) > 0 {
 		buckets[3] = ix.byVisitKind[l.VisitKind]
 	}
 	none := int32(len(ix.rates))

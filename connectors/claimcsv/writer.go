@@ -25,8 +25,7 @@ var ExceptionColumns = append([]string{"claim_id", "line_number", "source_file",
 // Writer writes priced lines and exceptions as two CSV streams.
 type Writer struct {
 	priced, exc *bufio.Writer
-	buf         []byte
-	codes       []claims.Code
+	enc         [2][]byte
 }
 
 // NewWriter returns a Writer and writes both headers.
@@ -44,26 +43,36 @@ func NewWriter(priced, exceptions io.Writer) (*Writer, error) {
 // Write writes each item to the priced file or the exceptions file (and
 // both for priced lines with review codes).
 func (w *Writer) Write(ctx context.Context, items []claims.Item) error {
-	if err := ctx.Err(); err != nil {
-		return err
-	}
+	w.enc[0], w.enc[1] = w.enc[0][:0], w.enc[1][:0]
+	w.EncodeBatch(items, &w.enc)
+	return w.WriteEncoded(ctx, &w.enc)
+}
+
+// EncodeBatch appends the priced and exception rows of items to dst[0] and
+// dst[1]. It touches no state of w, so pricing workers call it in parallel.
+func (w *Writer) EncodeBatch(items []claims.Item, dst *[2][]byte) {
+	var codes [4]claims.Code
 	for i := range items {
 		it := &items[i]
 		if it.Result.Priced() {
-			w.buf = AppendPriced(w.buf[:0], it)
-			if _, err := w.priced.Write(w.buf); err != nil {
-				return err
-			}
+			dst[0] = AppendPriced(dst[0], it)
 		}
-		w.codes = ExceptionCodes(w.codes[:0], &it.Result)
-		for _, code := range w.codes {
-			w.buf = AppendException(w.buf[:0], it, code)
-			if _, err := w.exc.Write(w.buf); err != nil {
-				return err
-			}
+		for _, code := range ExceptionCodes(codes[:0], &it.Result) {
+			dst[1] = AppendException(dst[1], it, code)
 		}
 	}
-	return nil
+}
+
+// WriteEncoded writes rows prepared by EncodeBatch.
+func (w *Writer) WriteEncoded(ctx context.Context, enc *[2][]byte) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if _, err := w.priced.Write(enc[0]); err != nil {
+		return err
+	}
+	_, err := w.exc.Write(enc[1])
+	return err
 }
 
 // Close flushes both streams; it does not close the underlying writers.
