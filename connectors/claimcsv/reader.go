@@ -3,7 +3,6 @@
 package claimcsv
 
 import (
-	"encoding/csv"
 	"errors"
 	"fmt"
 	"io"
@@ -33,7 +32,7 @@ func (e *HeaderError) Unwrap() error { return e.Err }
 // canonical names case-insensitively, after an optional mapping; unknown
 // columns are ignored.
 type Reader struct {
-	cr    *csv.Reader
+	sc    *scanner
 	name  string
 	cols  [claims.NumFields]int // -1 = column absent
 	width int
@@ -43,17 +42,18 @@ type Reader struct {
 // NewReader reads the header of r. mapping maps canonical column names to
 // the names used in the file (e.g. billed_amount -> charge_amt).
 func NewReader(r io.Reader, name string, mapping map[string]string) (*Reader, error) {
-	cr := csv.NewReader(r)
-	cr.FieldsPerRecord = -1
-	cr.ReuseRecord = true
-	header, err := cr.Read()
+	sc := newScanner(r)
+	header, err := sc.read()
+	if err == nil && len(header) > 0 {
+		header = append([]string(nil), header...)
+	}
 	if err != nil {
 		if errors.Is(err, io.EOF) {
 			return nil, &HeaderError{File: name, Err: errors.New("the file is empty; a header row is required")}
 		}
 		return nil, &HeaderError{File: name, Err: err}
 	}
-	rd := &Reader{cr: cr, name: name, width: len(header)}
+	rd := &Reader{sc: sc, name: name, width: len(header)}
 	want := map[string]claims.Field{}
 	for f, n := range claims.FieldNames {
 		if m, ok := mapping[n]; ok {
@@ -92,17 +92,16 @@ func NewReader(r io.Reader, name string, mapping map[string]string) (*Reader, er
 // fields, becomes an invalid line rather than an error. Read returns io.EOF
 // after the last record, and other errors only for I/O failures.
 func (rd *Reader) Read(l *claims.Line) error {
-	rec, err := rd.cr.Read()
+	rec, err := rd.sc.read()
 	if errors.Is(err, io.EOF) {
 		return io.EOF
 	}
 	rd.row++
 	l.Raw = [claims.NumFields]string{}
 	l.Source = claims.Source{File: rd.name, Row: rd.row}
-	var pe *csv.ParseError
 	switch {
-	case errors.As(err, &pe):
-		l.Invalid = &claims.FieldError{Field: "row", Reason: "malformed CSV: " + pe.Err.Error()}
+	case errors.Is(err, ErrBareQuote), errors.Is(err, ErrQuote):
+		l.Invalid = &claims.FieldError{Field: "row", Reason: "malformed CSV: " + err.Error()}
 		l.BilledOK = false
 		rd.fill(l, rec)
 		return nil
@@ -122,7 +121,7 @@ func (rd *Reader) Read(l *claims.Line) error {
 func (rd *Reader) fill(l *claims.Line, rec []string) {
 	for f, i := range rd.cols {
 		if i >= 0 && i < len(rec) {
-			l.Raw[f] = strings.Clone(rec[i])
+			l.Raw[f] = rec[i] // substrings of one string per record
 		}
 	}
 }

@@ -1,0 +1,191 @@
+package claimcsv
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"io"
+)
+
+// Errors of malformed records, as encoding/csv names them.
+var (
+	ErrBareQuote  = errors.New(`bare " in non-quoted field`)
+	ErrQuote      = errors.New(`extraneous or missing " in quoted field`)
+	errLongRecord = errors.New("record longer than 1 MiB")
+)
+
+// maxRecord bounds one record, so a runaway quoted field cannot eat memory.
+const maxRecord = 1 << 20
+
+// scanner splits RFC 4180 CSV into records like encoding/csv (blank lines
+// skipped, \r\n read as \n, no lazy quotes), but keeps each record in one
+// string and returns the fields as substrings of it: one allocation per
+// record instead of one per field. Lines without a quote, the usual case,
+// are split with a single pass over the bytes.
+type scanner struct {
+	br     *bufio.Reader
+	line   []byte // the record being assembled when it spans buffers or lines
+	fields []string
+	ends   []int
+	out    []byte
+}
+
+func newScanner(r io.Reader) *scanner {
+	return &scanner{br: bufio.NewReaderSize(r, 1<<16)}
+}
+
+// readLine returns the next line without its line ending; the slice is
+// valid until the next call.
+func (s *scanner) readLine() ([]byte, error) {
+	line, err := s.br.ReadSlice('\n')
+	if errors.Is(err, bufio.ErrBufferFull) {
+		s.line = append(s.line[:0], line...)
+		for errors.Is(err, bufio.ErrBufferFull) {
+			if len(s.line) > maxRecord {
+				return nil, errLongRecord
+			}
+			line, err = s.br.ReadSlice('\n')
+			s.line = append(s.line, line...)
+		}
+		line = s.line
+	}
+	if len(line) > 0 && err == io.EOF {
+		err = nil
+		// Like encoding/csv, drop a trailing \r before the end of input.
+		if line[len(line)-1] == '\r' {
+			line = line[:len(line)-1]
+		}
+	}
+	if n := len(line); n > 0 && line[n-1] == '\n' {
+		line = line[:n-1]
+		if n := len(line); n > 0 && line[n-1] == '\r' {
+			line = line[:n-1]
+		}
+	}
+	return line, err
+}
+
+// read returns the fields of the next record. A malformed record comes
+// back with its fields so far and an error of ErrBareQuote or ErrQuote;
+// the next call continues after it. io.EOF ends the input.
+func (s *scanner) read() ([]string, error) {
+	var line []byte
+	var err error
+	for {
+		line, err = s.readLine()
+		if err != nil {
+			return nil, err
+		}
+		if len(line) > 0 {
+			break
+		}
+	}
+	if bytes.IndexByte(line, '"') < 0 {
+		rec := string(line)
+		s.fields = s.fields[:0]
+		for {
+			i := indexComma(rec)
+			if i < 0 {
+				s.fields = append(s.fields, rec)
+				return s.fields, nil
+			}
+			s.fields = append(s.fields, rec[:i])
+			rec = rec[i+1:]
+		}
+	}
+	return s.readQuoted(line)
+}
+
+func indexComma(s string) int {
+	for i := 0; i < len(s); i++ {
+		if s[i] == ',' {
+			return i
+		}
+	}
+	return -1
+}
+
+// readQuoted parses a record with quotes into s.out (the unescaped field
+// bytes) and s.ends (field ends), reading more lines while a quoted field
+// runs on, then cuts one string into fields.
+func (s *scanner) readQuoted(line []byte) ([]string, error) {
+	s.out, s.ends = s.out[:0], s.ends[:0]
+	var perr error
+	// The line may live in s.line, which readLine reuses: copy it first.
+	cur := append([]byte(nil), line...)
+fields:
+	for {
+		if len(cur) == 0 || cur[0] != '"' {
+			i := bytes.IndexByte(cur, ',')
+			field := cur
+			if i >= 0 {
+				field = cur[:i]
+			}
+			if perr == nil && bytes.IndexByte(field, '"') >= 0 {
+				perr = ErrBareQuote
+			}
+			s.out = append(s.out, field...)
+			s.ends = append(s.ends, len(s.out))
+			if i < 0 {
+				break fields
+			}
+			cur = cur[i+1:]
+			continue
+		}
+		cur = cur[1:] // opening quote
+		for {
+			i := bytes.IndexByte(cur, '"')
+			switch {
+			case i >= 0:
+				s.out = append(s.out, cur[:i]...)
+				cur = cur[i+1:]
+				switch {
+				case len(cur) > 0 && cur[0] == '"': // escaped quote
+					s.out = append(s.out, '"')
+					cur = cur[1:]
+				case len(cur) == 0: // end of record
+					s.ends = append(s.ends, len(s.out))
+					break fields
+				case cur[0] == ',':
+					s.ends = append(s.ends, len(s.out))
+					cur = cur[1:]
+					continue fields
+				default: // text after the closing quote
+					if perr == nil {
+						perr = ErrQuote
+					}
+					s.out = append(s.out, cur...)
+					s.ends = append(s.ends, len(s.out))
+					break fields
+				}
+			default: // the field runs on to the next line
+				s.out = append(s.out, cur...)
+				s.out = append(s.out, '\n')
+				if len(s.out) > maxRecord {
+					return nil, errLongRecord
+				}
+				next, err := s.readLine()
+				if err != nil {
+					if err == io.EOF {
+						s.ends = append(s.ends, len(s.out))
+						return s.cut(), ErrQuote
+					}
+					return nil, err
+				}
+				cur = append(cur[:0], next...)
+			}
+		}
+	}
+	return s.cut(), perr
+}
+
+func (s *scanner) cut() []string {
+	rec := string(s.out)
+	s.fields = s.fields[:0]
+	start := 0
+	for _, end := range s.ends {
+		s.fields = append(s.fields, rec[start:end])
+		start = end
+	}
+	return s.fields
+}
