@@ -26,6 +26,11 @@ type Amendment struct {
 	Retroactive bool
 	// Replace lists the IDs of the contract's rates the amendment ends.
 	Replace []string
+	// ReplacePrefix, when set, also replaces every rate of the contract
+	// whose ID starts with it and that is in force on or after the
+	// effective date (see Supersede): how a new version of a published fee
+	// schedule replaces the previous one.
+	ReplacePrefix string
 	// Add are the new rates. An empty ContractID means the amendment's
 	// contract; a zero Effective means the amendment's EffectiveDate.
 	Add []Rate
@@ -164,6 +169,23 @@ func Apply(s *Schedule, a Amendment, today Date) (*Schedule, *Applied, error) {
 		}
 	}
 
+	if a.ReplacePrefix != "" {
+		sup, err := Supersede(s, a, a.ReplacePrefix, a.Add)
+		if err != nil {
+			return nil, nil, err
+		}
+		have := make(map[string]bool, len(a.Replace))
+		for _, id := range a.Replace {
+			have[id] = true
+		}
+		a.Replace = slices.Clip(a.Replace)
+		for _, id := range sup.Replace {
+			if !have[id] {
+				a.Replace = append(a.Replace, id)
+			}
+		}
+	}
+
 	out := &Schedule{
 		Kinds:     slices.Clone(s.Kinds),
 		Contracts: slices.Clone(s.Contracts),
@@ -262,6 +284,7 @@ func Apply(s *Schedule, a Amendment, today Date) (*Schedule, *Applied, error) {
 func Supersede(s *Schedule, base Amendment, prefix string, add []Rate) (Amendment, error) {
 	a := base
 	a.Replace = nil
+	a.ReplacePrefix = ""
 	a.Add = add
 	for i := range s.Rates {
 		r := &s.Rates[i]

@@ -5,11 +5,15 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/repricer/repricer/adjust"
 	"github.com/repricer/repricer/connectors/bundle"
+	"github.com/repricer/repricer/connectors/postgres"
 	"github.com/repricer/repricer/contracts"
 	"github.com/repricer/repricer/pipeline"
 	"github.com/repricer/repricer/rates"
@@ -52,6 +56,8 @@ failed and published nothing; 2 a usage or configuration error.`,
 			repriceCommand(),
 			contractsCommand(),
 			dbCommand(),
+			syncCommand(),
+			adjustCommand(),
 			genCommand(),
 		},
 	}
@@ -87,6 +93,9 @@ Example:
 			&cli.StringFlag{Name: "system-default-rate", Usage: "rate for lines no contract rate or contract default covers, e.g. Percentage:60 or Amount:25.00 (default: none, such lines are NO_RATE exceptions)"},
 			&cli.StringSliceFlag{Name: "map", Usage: "input column mapping `CANONICAL=NAME`, e.g. billed_amount=charge_amt; repeat for several"},
 			&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "print nothing on success"},
+			&cli.StringFlag{Name: "compare-to", Usage: "a prior run's output `DIR`: also write an adjustment report (what changed, line by line, and why) into --out"},
+			&cli.StringFlag{Name: "compare-run", Usage: "like --compare-to, naming the prior run by its `RUN_ID` in the ledger"},
+			&cli.StringFlag{Name: "ledger", EnvVars: []string{"REPRICER_LEDGER"}, Usage: "where the run is recorded: a postgres:// URL or a JSON-lines `FILE`, or none (default: the contracts database, else repricer-ledger.jsonl beside --out)"},
 			dbTimeoutFlag,
 		},
 		Action: func(c *cli.Context) error {
@@ -138,16 +147,85 @@ func reprice(ctx context.Context, c *cli.Context, stdout, stderr io.Writer) erro
 	if opts.SystemDefault != nil {
 		cfg.SystemDefaultRate = opts.SystemDefault.String()
 	}
+	ledger := ledgerTarget(c)
+	prior, err := priorOutput(ctx, c, ledger)
+	if err != nil {
+		return err
+	}
+	started := time.Now()
 	sum, err := pipeline.Run(ctx, cfg)
 	if err != nil {
 		return err
 	}
-	if !c.Bool("quiet") {
+	quiet := c.Bool("quiet")
+	if !quiet {
 		fmt.Fprintf(stderr, "repricer: %d lines: %d priced, %d error exceptions, %d review exceptions; %d schedule issues; outputs in %s\n",
 			sum.Counts.InputLines, sum.Counts.PricedLines, sum.Counts.ErrorExceptions, sum.Counts.ReviewExceptions,
 			sum.Reference.Issues, cfg.OutDir)
 	}
+	if ledger != "" {
+		rec := adjust.NewRunRecord("", absPath(cfg.OutDir), sum, started, time.Now())
+		if err := recordRunLedger(ctx, ledger, c.Duration("db-timeout"), rec); err != nil {
+			return fmt.Errorf("the run is published in %s but recording it in the ledger failed: %w", cfg.OutDir, err)
+		}
+		if !quiet {
+			fmt.Fprintf(stderr, "repricer: run %s recorded in the ledger\n", rec.RunID)
+		}
+	}
+	if prior != "" {
+		rep, err := writeAdjustmentReport(ctx, prior, cfg.OutDir, cfg.OutDir)
+		if err != nil {
+			return err
+		}
+		if !quiet {
+			printReport(stderr, rep, cfg.OutDir)
+		}
+	}
 	return nil
+}
+
+// ledgerTarget is where a run is recorded: --ledger, else the contracts
+// database, else a JSON-lines file beside the output folder.
+func ledgerTarget(c *cli.Context) string {
+	switch l := c.String("ledger"); {
+	case l == "none":
+		return ""
+	case l != "":
+		return l
+	case postgres.IsURL(c.String("contracts")):
+		return c.String("contracts")
+	}
+	return filepath.Join(filepath.Dir(absPath(c.String("out"))), "repricer-ledger.jsonl")
+}
+
+// priorOutput resolves --compare-to or --compare-run to a prior run's
+// output folder, which must not be the folder this run publishes into.
+func priorOutput(ctx context.Context, c *cli.Context, ledger string) (string, error) {
+	prior := c.String("compare-to")
+	if id := c.String("compare-run"); id != "" {
+		if prior != "" {
+			return "", usagef("give --compare-to or --compare-run, not both")
+		}
+		if ledger == "" {
+			return "", usagef("--compare-run needs a ledger (--ledger)")
+		}
+		dir, err := priorRunOutput(ctx, ledger, c.Duration("db-timeout"), id)
+		if err != nil {
+			return "", err
+		}
+		prior = dir
+	}
+	if prior != "" && absPath(prior) == absPath(c.String("out")) {
+		return "", usagef("--compare-to must name another folder than --out: this run would replace the outputs it compares against")
+	}
+	return prior, nil
+}
+
+func absPath(p string) string {
+	if a, err := filepath.Abs(p); err == nil {
+		return a
+	}
+	return p
 }
 
 func parseMapping(items []string) (map[string]string, error) {
@@ -167,7 +245,7 @@ func contractsCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "contracts",
 		Usage: "validate, import and export contract schedules",
-		Subcommands: []*cli.Command{importCommand(), exportCommand(), {
+		Subcommands: append(append([]*cli.Command{importCommand(), exportCommand()}, amendCommands()...), &cli.Command{
 			Name:  "validate",
 			Usage: "check a contract schedule and print every rejected or suspicious row",
 			Description: `Applies the same validation a pricing run applies and prints one line per
@@ -198,7 +276,7 @@ schedule cannot be read at all.`,
 				}
 				return nil
 			},
-		}},
+		}),
 	}
 }
 

@@ -163,3 +163,45 @@ func TestStdinClaims(t *testing.T) {
 		t.Error("claims on standard input price differently from the same file")
 	}
 }
+
+// TestLedgerAndCompare runs the sample twice: the second run names the
+// first by folder and by run id, and both adjustment reports find nothing
+// changed.
+func TestLedgerAndCompare(t *testing.T) {
+	dir := t.TempDir()
+	ledger := filepath.Join(dir, "ledger.jsonl")
+	base := []string{"reprice", "--contracts", sampleContracts, "--claims", sampleClaims, "--ledger", ledger}
+	status, _, stderr := runCLI(t, append(base, "--out", filepath.Join(dir, "first"))...)
+	if status != 0 {
+		t.Fatal(stderr)
+	}
+	_, after, _ := strings.Cut(stderr, "repricer: run ")
+	runID, _, _ := strings.Cut(after, " ")
+	if _, err := os.Stat(ledger); err != nil {
+		t.Fatalf("no ledger written: %v", err)
+	}
+	for _, tt := range []struct{ name, flag, value string }{
+		{"by folder", "--compare-to", filepath.Join(dir, "first")},
+		{"by run id", "--compare-run", runID},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			if tt.value == "" {
+				t.Fatalf("no run id in %q", stderr)
+			}
+			out := filepath.Join(dir, strings.ReplaceAll(tt.name, " ", "-"))
+			status, _, stderr := runCLI(t, append(base, "--out", out, tt.flag, tt.value)...)
+			if status != 0 {
+				t.Fatal(stderr)
+			}
+			if !strings.Contains(stderr, "(+0.00)") {
+				t.Errorf("the adjustment summary shows a change: %s", stderr)
+			}
+			if _, err := os.Stat(filepath.Join(out, "adjustments.csv")); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	if status, _, stderr := runCLI(t, append(base, "--out", filepath.Join(dir, "first"), "--compare-to", filepath.Join(dir, "first"))...); status != 2 {
+		t.Errorf("comparing a folder with itself: status %d (%s)", status, stderr)
+	}
+}

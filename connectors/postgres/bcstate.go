@@ -4,10 +4,13 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"fmt"
 	"sort"
+	"time"
 
 	"github.com/jmoiron/sqlx"
 	"github.com/lib/pq"
+	"github.com/lib/pq/pqerror"
 
 	"github.com/repricer/repricer/connectors/businesscentral"
 )
@@ -34,7 +37,7 @@ func NewBCState(db *sqlx.DB) *BCState { return &BCState{db: db} }
 // StateError is a failure reading or writing the Business Central sync
 // state. On a failed Save the previous state of the contract remains.
 type StateError struct {
-	Op         string // "load", "save" or "forget"
+	Op         string // "check", "load", "save" or "forget"
 	ContractID string // the contract saved; "" for load
 	Table      string // the table being read or written, when known
 	Err        error  // the cause; a *ConstraintError when a constraint refused a row
@@ -55,6 +58,42 @@ func (e *StateError) Unwrap() error { return e.Err }
 
 var errNoContractID = errors.New("contract id is empty")
 
+// ErrStateSchema means the database lacks the sync state tables or columns:
+// it is not migrated to the current schema (run Migrate, or "repricer db
+// migrate").
+var ErrStateSchema = errors.New("the database schema is not current (run \"repricer db migrate\")")
+
+// Check verifies that the database has the sync state tables with every
+// column BCState uses. A database that needs migrating gives a *StateError
+// wrapping ErrStateSchema.
+func (s *BCState) Check(ctx context.Context) error {
+	for _, q := range []struct{ table, sql string }{
+		{TableBCSyncContracts, `SELECT contract_id, contract_number, bc_id, etag, header_hash, payload_hash,
+			bc_modified_at, synced_at FROM bc_sync_contracts LIMIT 0`},
+		{TableBCSyncRates, `SELECT contract_id, rate_id, bc_id, etag, payload_hash, bc_modified_at, synced_at
+			FROM bc_sync_rates LIMIT 0`},
+	} {
+		rows, err := s.db.QueryContext(ctx, q.sql)
+		if err == nil {
+			err = rows.Close()
+		}
+		if err != nil {
+			return &StateError{Op: "check", Table: q.table, Err: schemaError(err)}
+		}
+	}
+	return nil
+}
+
+// schemaError marks err with ErrStateSchema when it is a missing table or
+// column.
+func schemaError(err error) error {
+	if pqErr := pq.As(err); pqErr != nil &&
+		(pqErr.Code == pqerror.UndefinedTable || pqErr.Code == pqerror.UndefinedColumn) {
+		return fmt.Errorf("%w: %w", ErrStateSchema, err)
+	}
+	return err
+}
+
 // Load returns every saved contract state keyed by contract id, rates
 // included (Rates is never nil). Both tables are read, one streamed query
 // each, in one REPEATABLE READ READ ONLY transaction, so a Save committing
@@ -62,7 +101,7 @@ var errNoContractID = errors.New("contract id is empty")
 // state row are ignored.
 func (s *BCState) Load(ctx context.Context) (out map[string]businesscentral.ContractState, err error) {
 	fail := func(table string, cause error) error {
-		return &StateError{Op: "load", Table: table, Err: cause}
+		return &StateError{Op: "load", Table: table, Err: schemaError(cause)}
 	}
 	tx, err := s.db.BeginTxx(ctx, &sql.TxOptions{Isolation: sql.LevelRepeatableRead, ReadOnly: true})
 	if err != nil {
@@ -130,20 +169,20 @@ func queryEach(ctx context.Context, tx *sqlx.Tx, q string, f func(*sql.Rows) err
 }
 
 // Save replaces the state of st.ContractID, its rates included, in one
-// transaction: after it returns nil, Load returns st (SyncedAt at
-// microsecond precision; a zero SyncedAt is stored as the time of the
-// save); after it fails, the previous state remains. Rates not in st.Rates
+// transaction: after it returns nil, Load returns st (SyncedAt truncated
+// to microseconds; a zero SyncedAt is stored as the time of the save);
+// after it fails, the previous state remains. Rates not in st.Rates
 // are removed. Save does not modify st.
 func (s *BCState) Save(ctx context.Context, st businesscentral.ContractState) (err error) {
 	fail := func(table string, cause error) error {
-		return &StateError{Op: "save", ContractID: st.ContractID, Table: table, Err: asConstraintError(cause)}
+		return &StateError{Op: "save", ContractID: st.ContractID, Table: table, Err: schemaError(asConstraintError(cause))}
 	}
 	if st.ContractID == "" {
 		return fail("", errNoContractID)
 	}
 	var syncedAt sql.NullTime
 	if !st.SyncedAt.IsZero() {
-		syncedAt = sql.NullTime{Time: st.SyncedAt, Valid: true}
+		syncedAt = sql.NullTime{Time: st.SyncedAt.Truncate(time.Microsecond), Valid: true}
 	}
 	n := len(st.Rates)
 	ids := make([]string, 0, n)
