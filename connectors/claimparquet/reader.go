@@ -1,0 +1,619 @@
+// Package claimparquet reads claim lines from Parquet files and writes
+// priced lines and exceptions as Parquet, through Apache Arrow Go
+// (arrow-go v18).
+//
+// The reader streams a file record batch by record batch (a row group at a
+// time, never the whole file), reads only the canonical claim columns the
+// file has (column projection), turns every value into the same text the
+// CSV reader would hand over, and validates the line with claims.Line.Parse,
+// so a Parquet input is priced exactly like the equivalent CSV input.
+//
+// The writer produces the priced-lines and exceptions files with the column
+// names and order of the CSV files (claimcsv.PricedColumns and
+// claimcsv.ExceptionColumns), with typed columns: dates as DATE32, money as
+// DECIMAL(18,2), rates as DECIMAL(18,6), counts as INT64. Money is never a
+// floating-point number, on input or output.
+//
+// See docs/parquet.md for the accepted input types and the output schemas.
+package claimparquet
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math/big"
+	"strconv"
+	"strings"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/arrow-go/v18/arrow/memory"
+	"github.com/apache/arrow-go/v18/parquet"
+	"github.com/apache/arrow-go/v18/parquet/file"
+	"github.com/apache/arrow-go/v18/parquet/pqarrow"
+
+	"github.com/repricer/repricer/claims"
+	"github.com/repricer/repricer/contracts"
+)
+
+// ReadBatchRows is the number of rows the reader decodes at a time.
+const ReadBatchRows = 64 * 1024
+
+// SchemaError is a claim file whose schema cannot be used: a required
+// column is missing, a column appears twice, or a column has a type the
+// reader does not accept (for example money stored as FLOAT/DOUBLE).
+type SchemaError struct {
+	File   string
+	Column string // the column name in the file, or the canonical name when missing
+	Type   string // the Arrow type found, "" when the column is missing
+	Reason string
+}
+
+func (e *SchemaError) Error() string {
+	s := e.File + ": column " + e.Column
+	if e.Type != "" {
+		s += " (type " + e.Type + ")"
+	}
+	return s + ": " + e.Reason
+}
+
+// ReadError is a claim file that is not readable Parquet: not Parquet at
+// all, truncated, or with corrupt pages. Err is the cause.
+type ReadError struct {
+	File string
+	Err  error
+}
+
+func (e *ReadError) Error() string { return e.File + ": cannot read Parquet: " + e.Err.Error() }
+func (e *ReadError) Unwrap() error { return e.Err }
+
+// column is one projected input column and its values in the current
+// batch, as text: value i is data[off[i]:off[i+1]] ("" for null).
+type column struct {
+	field claims.Field
+	name  string
+	leaf  int
+	data  string
+	off   []int
+}
+
+// Reader streams claim lines from one Parquet file.
+//
+// Reader keeps the context given to NewReader and checks it before decoding
+// each record batch, because LineReader.Read takes no context.
+type Reader struct {
+	ctx  context.Context
+	name string
+	rr   pqarrow.RecordReader // nil when the file has no rows
+	cols []column             // in the order of the record batches' columns
+	n, i int                  // rows in the current batch, next row
+	row  int64
+	err  error // sticky: io.EOF or the first failure
+	buf  []byte
+}
+
+// NewReader opens the Parquet file f (an *os.File, a *bytes.Reader, …)
+// and checks its schema. name is the file name reported in errors and in
+// every line's Source. mapping maps canonical column names to the names
+// used in the file (e.g. billed_amount -> charge_amt); names match
+// case-insensitively. Columns that are not canonical are not read.
+//
+// A schema that cannot be used returns a *SchemaError; a file that is not
+// readable Parquet returns a *ReadError. Close releases the Arrow memory;
+// it does not close f.
+func NewReader(ctx context.Context, f parquet.ReaderAtSeeker, name string, mapping map[string]string) (rd *Reader, err error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	defer func() {
+		// arrow-go may panic on some malformed files; report them as such.
+		if p := recover(); p != nil {
+			rd, err = nil, &ReadError{File: name, Err: fmt.Errorf("corrupt file: %v", p)}
+		}
+	}()
+	mem := memory.DefaultAllocator
+	pf, err := file.NewParquetReader(f, file.WithReadProps(parquet.NewReaderProperties(mem)))
+	if err != nil {
+		return nil, &ReadError{File: name, Err: err}
+	}
+	// Ignore the Arrow schema some writers store in the footer: the Parquet
+	// schema has every type the reader accepts, and decoding that embedded
+	// IPC message trusts its lengths (a damaged one can exhaust memory).
+	md := pf.MetaData()
+	kv := md.FileMetaData.KeyValueMetadata[:0:0]
+	for _, e := range md.FileMetaData.KeyValueMetadata {
+		if e != nil && e.Key != "ARROW:schema" {
+			kv = append(kv, e)
+		}
+	}
+	md.FileMetaData.KeyValueMetadata = kv
+	fr, err := pqarrow.NewFileReader(pf, pqarrow.ArrowReadProperties{BatchSize: ReadBatchRows}, mem)
+	if err != nil {
+		return nil, &ReadError{File: name, Err: err}
+	}
+	want := map[string]claims.Field{}
+	for f, n := range claims.FieldNames {
+		if m, ok := mapping[n]; ok {
+			n = m
+		}
+		want[strings.ToLower(strings.TrimSpace(n))] = claims.Field(f)
+	}
+	rd = &Reader{ctx: ctx, name: name}
+	var found [claims.NumFields]bool
+	for _, sf := range fr.Manifest.Fields {
+		h := strings.ToLower(strings.TrimSpace(sf.Field.Name))
+		f, ok := want[h]
+		if !ok {
+			continue
+		}
+		if found[f] {
+			return nil, &SchemaError{File: name, Column: sf.Field.Name, Type: sf.Field.Type.String(), Reason: "appears twice"}
+		}
+		found[f] = true
+		if !sf.IsLeaf() {
+			return nil, &SchemaError{File: name, Column: sf.Field.Name, Type: sf.Field.Type.String(), Reason: "nested columns are not supported; " + expected(f)}
+		}
+		if reason := checkType(f, sf.Field.Type); reason != "" {
+			return nil, &SchemaError{File: name, Column: sf.Field.Name, Type: sf.Field.Type.String(), Reason: reason}
+		}
+		rd.cols = append(rd.cols, column{field: f, name: sf.Field.Name, leaf: sf.ColIndex})
+	}
+	for _, f := range claims.Required {
+		if !found[f] {
+			col := f.String()
+			if m, ok := mapping[col]; ok {
+				col = m + " (mapped to " + f.String() + ")"
+			}
+			return nil, &SchemaError{File: name, Column: col, Reason: "required column is missing"}
+		}
+	}
+	if pf.NumRows() == 0 {
+		rd.err = io.EOF
+		return rd, nil
+	}
+	leaves := make([]int, len(rd.cols))
+	for i := range rd.cols {
+		leaves[i] = rd.cols[i].leaf
+	}
+	rr, err := fr.GetRecordReader(ctx, leaves, nil)
+	if err != nil {
+		return nil, &ReadError{File: name, Err: err}
+	}
+	rd.rr = rr
+	// The record batches' columns follow the file's column order, which is
+	// the order rd.cols was built in; check it rather than trust it.
+	sc := rr.Schema()
+	if sc.NumFields() != len(rd.cols) {
+		rr.Release()
+		return nil, &ReadError{File: name, Err: fmt.Errorf("projection returned %d columns, want %d", sc.NumFields(), len(rd.cols))}
+	}
+	for i := range rd.cols {
+		if sc.Field(i).Name != rd.cols[i].name {
+			rr.Release()
+			return nil, &ReadError{File: name, Err: fmt.Errorf("projection returned column %q at %d, want %q", sc.Field(i).Name, i, rd.cols[i].name)}
+		}
+	}
+	return rd, nil
+}
+
+// Read reads the next row into l: its values as text in l.Raw, its source
+// (1-based row number in the file) and its parsed fields. A value that does
+// not parse makes the line invalid (INVALID_ROW), exactly as in a CSV file.
+// Read returns io.EOF after the last row, a *ReadError when the file's data
+// is corrupt, and the context's error when it is cancelled.
+func (rd *Reader) Read(l *claims.Line) error {
+	if rd.i >= rd.n {
+		if rd.err != nil {
+			return rd.err
+		}
+		if err := rd.next(); err != nil {
+			rd.err = err
+			return err
+		}
+	}
+	i := rd.i
+	rd.i++
+	rd.row++
+	l.Raw = [claims.NumFields]string{}
+	for k := range rd.cols {
+		c := &rd.cols[k]
+		l.Raw[c.field] = c.data[c.off[i]:c.off[i+1]]
+	}
+	l.Source = claims.Source{File: rd.name, Row: rd.row}
+	l.Parse()
+	return nil
+}
+
+// Close releases the Arrow memory of the reader. It does not close the
+// file given to NewReader.
+func (rd *Reader) Close() error {
+	if rd.rr != nil {
+		rd.rr.Release()
+		rd.rr = nil
+	}
+	if rd.err == nil {
+		rd.err = errors.New(rd.name + ": reader is closed")
+	}
+	rd.n, rd.i = 0, 0
+	return nil
+}
+
+// next decodes the next non-empty record batch into the columns' text.
+func (rd *Reader) next() (err error) {
+	if err := rd.ctx.Err(); err != nil {
+		return err
+	}
+	if rd.rr == nil {
+		return io.EOF
+	}
+	defer func() {
+		if p := recover(); p != nil {
+			err = &ReadError{File: rd.name, Err: fmt.Errorf("corrupt data near row %d: %v", rd.row+1, p)}
+		}
+	}()
+	for {
+		if !rd.rr.Next() {
+			if err := rd.rr.Err(); err != nil {
+				return &ReadError{File: rd.name, Err: fmt.Errorf("near row %d: %w", rd.row+1, err)}
+			}
+			return io.EOF
+		}
+		rec := rd.rr.RecordBatch()
+		n := int(rec.NumRows())
+		if n == 0 {
+			continue
+		}
+		for k := range rd.cols {
+			arr := rec.Column(k)
+			if arr.Len() != n {
+				return &ReadError{File: rd.name, Err: fmt.Errorf("column %s has %d values in a batch of %d rows", rd.cols[k].name, arr.Len(), n)}
+			}
+			if err := rd.load(&rd.cols[k], arr); err != nil {
+				return err
+			}
+		}
+		rd.n, rd.i = n, 0
+		return nil
+	}
+}
+
+// load formats the values of arr into c: all values of the batch go into
+// one string (one allocation per column and batch), which the lines share.
+func (rd *Reader) load(c *column, arr arrow.Array) error {
+	n := arr.Len()
+	buf := rd.buf[:0]
+	off := append(c.off[:0], 0)
+	nulls := arr.NullN() > 0
+	switch a := arr.(type) {
+	case *array.String:
+		for i := 0; i < n; i++ {
+			if !nulls || a.IsValid(i) {
+				buf = append(buf, a.Value(i)...)
+			}
+			off = append(off, len(buf))
+		}
+	case *array.LargeString:
+		for i := 0; i < n; i++ {
+			if !nulls || a.IsValid(i) {
+				buf = append(buf, a.Value(i)...)
+			}
+			off = append(off, len(buf))
+		}
+	case *array.StringView:
+		for i := 0; i < n; i++ {
+			if !nulls || a.IsValid(i) {
+				buf = append(buf, a.Value(i)...)
+			}
+			off = append(off, len(buf))
+		}
+	case *array.Binary:
+		for i := 0; i < n; i++ {
+			if !nulls || a.IsValid(i) {
+				buf = append(buf, a.Value(i)...)
+			}
+			off = append(off, len(buf))
+		}
+	case *array.LargeBinary:
+		for i := 0; i < n; i++ {
+			if !nulls || a.IsValid(i) {
+				buf = append(buf, a.Value(i)...)
+			}
+			off = append(off, len(buf))
+		}
+	case *array.BinaryView:
+		for i := 0; i < n; i++ {
+			if !nulls || a.IsValid(i) {
+				buf = append(buf, a.Value(i)...)
+			}
+			off = append(off, len(buf))
+		}
+	case *array.Dictionary:
+		dict := a.Dictionary()
+		dnull := dict.NullN() > 0
+		for i := 0; i < n; i++ {
+			if !nulls || a.IsValid(i) {
+				j := a.GetValueIndex(i)
+				if !dnull || dict.IsValid(j) {
+					buf = appendText(buf, dict, j)
+				}
+			}
+			off = append(off, len(buf))
+		}
+	case *array.Int8:
+		buf, off = appendInts(buf, off, a, a.Values())
+	case *array.Int16:
+		buf, off = appendInts(buf, off, a, a.Values())
+	case *array.Int32:
+		buf, off = appendInts(buf, off, a, a.Values())
+	case *array.Int64:
+		buf, off = appendInts(buf, off, a, a.Values())
+	case *array.Uint8:
+		buf, off = appendUints(buf, off, a, a.Values())
+	case *array.Uint16:
+		buf, off = appendUints(buf, off, a, a.Values())
+	case *array.Uint32:
+		buf, off = appendUints(buf, off, a, a.Values())
+	case *array.Uint64:
+		buf, off = appendUints(buf, off, a, a.Values())
+	case *array.Date32:
+		df := newDayFormatter()
+		for i, v := range a.Values() {
+			if !nulls || a.IsValid(i) {
+				buf = df.appendDay(buf, int64(v))
+			}
+			off = append(off, len(buf))
+		}
+	case *array.Date64:
+		df := newDayFormatter()
+		for i, v := range a.Values() {
+			if !nulls || a.IsValid(i) {
+				buf = df.appendDay(buf, floorDiv(int64(v), 86_400_000))
+			}
+			off = append(off, len(buf))
+		}
+	case *array.Timestamp:
+		per := ticksPerDay(a.DataType().(*arrow.TimestampType).Unit)
+		df := newDayFormatter()
+		for i, v := range a.Values() {
+			if !nulls || a.IsValid(i) {
+				buf = df.appendDay(buf, floorDiv(int64(v), per))
+			}
+			off = append(off, len(buf))
+		}
+	case *array.Decimal32:
+		scale := a.DataType().(arrow.DecimalType).GetScale()
+		for i, v := range a.Values() {
+			if !nulls || a.IsValid(i) {
+				buf = appendDecimal(buf, int64(v), scale)
+			}
+			off = append(off, len(buf))
+		}
+	case *array.Decimal64:
+		scale := a.DataType().(arrow.DecimalType).GetScale()
+		for i, v := range a.Values() {
+			if !nulls || a.IsValid(i) {
+				buf = appendDecimal(buf, int64(v), scale)
+			}
+			off = append(off, len(buf))
+		}
+	case *array.Decimal128:
+		scale := a.DataType().(arrow.DecimalType).GetScale()
+		for i, v := range a.Values() {
+			if !nulls || a.IsValid(i) {
+				hi, lo := v.HighBits(), v.LowBits()
+				if (hi == 0 && lo>>63 == 0) || (hi == -1 && lo>>63 == 1) {
+					buf = appendDecimal(buf, int64(lo), scale)
+				} else {
+					buf = appendBigDecimal(buf, v.BigInt(), scale)
+				}
+			}
+			off = append(off, len(buf))
+		}
+	case *array.Decimal256:
+		scale := a.DataType().(arrow.DecimalType).GetScale()
+		for i, v := range a.Values() {
+			if !nulls || a.IsValid(i) {
+				buf = appendBigDecimal(buf, v.BigInt(), scale)
+			}
+			off = append(off, len(buf))
+		}
+	default:
+		return &SchemaError{File: rd.name, Column: c.name, Type: arr.DataType().String(), Reason: "unexpected type in a record batch; " + expected(c.field)}
+	}
+	rd.buf = buf
+	c.data = string(buf)
+	c.off = off
+	return nil
+}
+
+// appendText appends the value j of a dictionary's string values.
+func appendText(dst []byte, dict arrow.Array, j int) []byte {
+	switch d := dict.(type) {
+	case *array.String:
+		return append(dst, d.Value(j)...)
+	case *array.LargeString:
+		return append(dst, d.Value(j)...)
+	case *array.StringView:
+		return append(dst, d.Value(j)...)
+	case *array.Binary:
+		return append(dst, d.Value(j)...)
+	case *array.LargeBinary:
+		return append(dst, d.Value(j)...)
+	case *array.BinaryView:
+		return append(dst, d.Value(j)...)
+	}
+	panic("claimparquet: dictionary of " + dict.DataType().String())
+}
+
+func appendInts[T int8 | int16 | int32 | int64](buf []byte, off []int, a arrow.Array, vals []T) ([]byte, []int) {
+	nulls := a.NullN() > 0
+	for i, v := range vals {
+		if !nulls || a.IsValid(i) {
+			buf = strconv.AppendInt(buf, int64(v), 10)
+		}
+		off = append(off, len(buf))
+	}
+	return buf, off
+}
+
+func appendUints[T uint8 | uint16 | uint32 | uint64](buf []byte, off []int, a arrow.Array, vals []T) ([]byte, []int) {
+	nulls := a.NullN() > 0
+	for i, v := range vals {
+		if !nulls || a.IsValid(i) {
+			buf = strconv.AppendUint(buf, uint64(v), 10)
+		}
+		off = append(off, len(buf))
+	}
+	return buf, off
+}
+
+// epochDay is day 0 of DATE32 (1970-01-01) as a contracts.Date day number.
+func epochDay() int64 { return int64(contracts.DateOf(1970, 1, 1)) }
+
+// dayFormatter formats day numbers (days since 1970-01-01) as YYYY-MM-DD.
+type dayFormatter struct{ epoch, min, max int64 }
+
+func newDayFormatter() dayFormatter {
+	e := epochDay()
+	return dayFormatter{epoch: e, min: int64(contracts.DateOf(1, 1, 1)) - e, max: int64(contracts.DateOf(9999, 12, 31)) - e}
+}
+
+// appendDay appends the YYYY-MM-DD form of a day number. A date outside
+// years 1-9999 gets a text that Parse rejects, so the line is INVALID_ROW.
+func (df dayFormatter) appendDay(dst []byte, day int64) []byte {
+	if day < df.min || day > df.max {
+		dst = append(dst, "day "...)
+		dst = strconv.AppendInt(dst, day, 10)
+		return append(dst, " from 1970-01-01"...)
+	}
+	return contracts.Date(day + df.epoch).Append(dst)
+}
+
+func ticksPerDay(u arrow.TimeUnit) int64 {
+	switch u {
+	case arrow.Second:
+		return 86_400
+	case arrow.Millisecond:
+		return 86_400_000
+	case arrow.Microsecond:
+		return 86_400_000_000
+	}
+	return 86_400_000_000_000
+}
+
+func floorDiv(a, b int64) int64 {
+	q := a / b
+	if (a%b != 0) && ((a < 0) != (b < 0)) {
+		q--
+	}
+	return q
+}
+
+// appendDecimal appends the unscaled value v with scale places as a plain
+// decimal. Zeros beyond the second decimal place are dropped (12.340 ->
+// 12.34); other digits beyond it are kept, so that Parse rejects the value
+// (a billed amount must be whole cents).
+func appendDecimal(dst []byte, v int64, scale int32) []byte {
+	u := uint64(v)
+	if v < 0 {
+		dst = append(dst, '-')
+		u = -u
+	}
+	var tmp [24]byte
+	return appendScaled(dst, strconv.AppendUint(tmp[:0], u, 10), int(scale))
+}
+
+func appendBigDecimal(dst []byte, v *big.Int, scale int32) []byte {
+	if v.Sign() < 0 {
+		dst = append(dst, '-')
+		v.Neg(v)
+	}
+	return appendScaled(dst, v.Append(nil, 10), int(scale))
+}
+
+// appendScaled appends digits (an unsigned integer) divided by 10^scale.
+func appendScaled(dst, digits []byte, scale int) []byte {
+	if scale <= 0 {
+		return append(dst, digits...)
+	}
+	if len(digits) > scale {
+		dst = append(dst, digits[:len(digits)-scale]...)
+		dst = append(dst, '.')
+		dst = append(dst, digits[len(digits)-scale:]...)
+	} else {
+		dst = append(dst, '0', '.')
+		for i := len(digits); i < scale; i++ {
+			dst = append(dst, '0')
+		}
+		dst = append(dst, digits...)
+	}
+	for k := scale; k > 2 && dst[len(dst)-1] == '0'; k-- {
+		dst = dst[:len(dst)-1]
+	}
+	return dst
+}
+
+// isText reports whether values of t are read as text.
+func isText(t arrow.DataType) bool {
+	switch t.ID() {
+	case arrow.STRING, arrow.LARGE_STRING, arrow.STRING_VIEW, arrow.BINARY, arrow.LARGE_BINARY, arrow.BINARY_VIEW:
+		return true
+	case arrow.DICTIONARY:
+		return isText(t.(*arrow.DictionaryType).ValueType)
+	}
+	return false
+}
+
+func isInteger(t arrow.DataType) bool {
+	switch t.ID() {
+	case arrow.INT8, arrow.INT16, arrow.INT32, arrow.INT64, arrow.UINT8, arrow.UINT16, arrow.UINT32, arrow.UINT64:
+		return true
+	}
+	return false
+}
+
+// expected describes the types accepted for f.
+func expected(f claims.Field) string {
+	switch f {
+	case claims.LineNumber, claims.Units:
+		return "expected an integer or string column"
+	case claims.ServiceDate:
+		return "expected DATE32 (or DATE64, TIMESTAMP, or a YYYY-MM-DD string)"
+	case claims.BilledAmount:
+		return "expected DECIMAL(18,2) (or another DECIMAL, or a plain-decimal string)"
+	}
+	return "expected a string column"
+}
+
+// checkType returns why a column of type t cannot hold f, or "".
+func checkType(f claims.Field, t arrow.DataType) string {
+	if isText(t) {
+		return ""
+	}
+	switch f {
+	case claims.LineNumber, claims.Units:
+		if isInteger(t) {
+			return ""
+		}
+	case claims.ServiceDate:
+		switch t.ID() {
+		case arrow.DATE32, arrow.DATE64, arrow.TIMESTAMP:
+			return ""
+		}
+	case claims.BilledAmount:
+		switch t.ID() {
+		case arrow.DECIMAL32, arrow.DECIMAL64, arrow.DECIMAL128, arrow.DECIMAL256:
+			if t.(arrow.DecimalType).GetScale() < 0 {
+				return "a negative decimal scale is not supported; " + expected(f)
+			}
+			return ""
+		case arrow.FLOAT16, arrow.FLOAT32, arrow.FLOAT64:
+			return "money must be exact and floating point cannot hold cents exactly; " + expected(f)
+		}
+		if isInteger(t) {
+			return "an integer amount is ambiguous (whole dollars or cents?); " + expected(f)
+		}
+	}
+	return "unsupported type; " + expected(f)
+}

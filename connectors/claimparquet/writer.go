@@ -1,0 +1,339 @@
+package claimparquet
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/arrow-go/v18/arrow/decimal128"
+	"github.com/apache/arrow-go/v18/arrow/memory"
+	"github.com/apache/arrow-go/v18/parquet"
+	"github.com/apache/arrow-go/v18/parquet/compress"
+	"github.com/apache/arrow-go/v18/parquet/pqarrow"
+
+	"github.com/repricer/repricer/claims"
+	"github.com/repricer/repricer/connectors/claimcsv"
+	"github.com/repricer/repricer/money"
+)
+
+// RowGroupRows is the number of rows of each row group the writer writes
+// (the last row group of a file may be smaller).
+const RowGroupRows = 128 * 1024
+
+// codec is the compression of every column chunk the writer writes.
+func codec() compress.Compression { return compress.Codecs.Snappy }
+
+func moneyType() arrow.DataType { return &arrow.Decimal128Type{Precision: 18, Scale: 2} }
+func rateType() arrow.DataType  { return &arrow.Decimal128Type{Precision: 18, Scale: 6} }
+
+func text(name string) arrow.Field {
+	return arrow.Field{Name: name, Type: arrow.BinaryTypes.String, Nullable: true}
+}
+
+// PricedSchema is the Arrow schema of the priced-lines file; its column
+// names and order are those of claimcsv.PricedColumns.
+func PricedSchema() *arrow.Schema {
+	fs := make([]arrow.Field, 0, len(claimcsv.PricedColumns))
+	for f := claims.Field(0); f < claims.NumFields; f++ {
+		switch f {
+		case claims.ServiceDate:
+			fs = append(fs, arrow.Field{Name: f.String(), Type: arrow.FixedWidthTypes.Date32})
+		case claims.Units:
+			fs = append(fs, arrow.Field{Name: f.String(), Type: arrow.PrimitiveTypes.Int64})
+		case claims.BilledAmount:
+			fs = append(fs, arrow.Field{Name: f.String(), Type: moneyType()})
+		default:
+			fs = append(fs, text(f.String()))
+		}
+	}
+	fs = append(fs,
+		text("contract_id"), text("contract_number"), text("rate_id"), text("rate_kind"),
+		arrow.Field{Name: "match_priority", Type: arrow.PrimitiveTypes.Int32},
+		text("rate_type"),
+		arrow.Field{Name: "rate_value", Type: rateType()},
+		arrow.Field{Name: "priced_units", Type: arrow.PrimitiveTypes.Int64},
+	)
+	for _, n := range []string{"allowed_before_stop_loss", "stop_loss_reduction", "allowed_amount", "admin_fee", "net_payable"} {
+		fs = append(fs, arrow.Field{Name: n, Type: moneyType()})
+	}
+	fs = append(fs, text("flags"))
+	return arrow.NewSchema(fs, nil)
+}
+
+// ExceptionSchema is the Arrow schema of the exceptions file; its column
+// names and order are those of claimcsv.ExceptionColumns.
+func ExceptionSchema() *arrow.Schema {
+	fs := []arrow.Field{
+		text("claim_id"), text("line_number"), text("source_file"),
+		{Name: "source_row", Type: arrow.PrimitiveTypes.Int64},
+		text("code"), text("severity"), text("message"),
+	}
+	for f := claims.VendorID; f < claims.NumFields; f++ {
+		fs = append(fs, text(f.String()))
+	}
+	return arrow.NewSchema(fs, nil)
+}
+
+// WriteError is a failure to write one of the output files.
+type WriteError struct {
+	File string // "priced" or "exceptions"
+	Err  error
+}
+
+func (e *WriteError) Error() string { return "write " + e.File + " Parquet: " + e.Err.Error() }
+func (e *WriteError) Unwrap() error { return e.Err }
+
+// table is one Parquet output file being written.
+type table struct {
+	name string
+	bw   *bufio.Writer
+	fw   *pqarrow.FileWriter
+	rb   *array.RecordBuilder
+	rows int
+	str  []*array.StringBuilder // the text builders, by column; nil for typed columns
+}
+
+// bufWriter hides the Close method of the destination: the Parquet writer
+// closes its sink, and the pipeline owns (and later syncs) the files.
+type bufWriter struct{ w *bufio.Writer }
+
+func (b bufWriter) Write(p []byte) (int, error) { return b.w.Write(p) }
+
+func newTable(name string, w io.Writer, sc *arrow.Schema) (*table, error) {
+	mem := memory.DefaultAllocator
+	opts := []parquet.WriterProperty{
+		parquet.WithAllocator(mem),
+		parquet.WithCompression(codec()),
+		parquet.WithDictionaryDefault(true),
+		parquet.WithStoreDecimalAsInteger(true),
+		parquet.WithMaxRowGroupLength(RowGroupRows),
+		parquet.WithStats(true),
+	}
+	// Mostly-unique identifiers gain nothing from dictionary encoding, which
+	// costs an allocation per new value in arrow-go; they are written PLAIN.
+	for _, c := range [...]string{"claim_id", "member_id", "provider_npi", "prior_auth_number"} {
+		if sc.HasField(c) {
+			opts = append(opts, parquet.WithDictionaryFor(c, false))
+		}
+	}
+	props := parquet.NewWriterProperties(opts...)
+	t := &table{name: name, bw: bufio.NewWriterSize(w, 1<<20)}
+	fw, err := pqarrow.NewFileWriter(sc, bufWriter{t.bw}, props, pqarrow.NewArrowWriterProperties(pqarrow.WithAllocator(mem)))
+	if err != nil {
+		return nil, &WriteError{File: name, Err: err}
+	}
+	t.fw = fw
+	t.rb = array.NewRecordBuilder(mem, sc)
+	t.str = make([]*array.StringBuilder, sc.NumFields())
+	for i := range t.str {
+		t.str[i], _ = t.rb.Field(i).(*array.StringBuilder)
+	}
+	return t, nil
+}
+
+// flush writes the buffered rows as one row group.
+func (t *table) flush() error {
+	if t.rows == 0 {
+		return nil
+	}
+	rec := t.rb.NewRecordBatch()
+	defer rec.Release()
+	t.rows = 0
+	if err := t.fw.Write(rec); err != nil {
+		return &WriteError{File: t.name, Err: err}
+	}
+	return nil
+}
+
+func (t *table) close() error {
+	defer t.rb.Release()
+	err := t.flush()
+	if cerr := t.fw.Close(); cerr != nil && err == nil {
+		err = &WriteError{File: t.name, Err: cerr}
+	}
+	if err != nil {
+		return err
+	}
+	if err := t.bw.Flush(); err != nil {
+		return &WriteError{File: t.name, Err: err}
+	}
+	return nil
+}
+
+// Writer writes priced lines and exceptions as two Parquet files.
+type Writer struct {
+	priced, exc *table
+	codes       []claims.Code
+	tmp         []byte
+	err         error // sticky
+	closed      bool
+	epoch       int64 // contracts.Date of 1970-01-01
+
+	// Typed builders of the priced file.
+	pDate                   *array.Date32Builder
+	pUnits, pPricedUnits    *array.Int64Builder
+	pBilled, pRateValue     *array.Decimal128Builder
+	pMatch                  *array.Int32Builder
+	pMoney                  [5]*array.Decimal128Builder
+	eRow                    *array.Int64Builder
+	pFirstResult, eFirstRaw int
+}
+
+// NewWriter returns a Writer of the priced lines to priced and of the
+// exceptions to exceptions. Close must be called to finish both files; it
+// does not close priced or exceptions.
+func NewWriter(priced, exceptions io.Writer) (*Writer, error) {
+	ps, es := PricedSchema(), ExceptionSchema()
+	p, err := newTable("priced", priced, ps)
+	if err != nil {
+		return nil, err
+	}
+	e, err := newTable("exceptions", exceptions, es)
+	if err != nil {
+		p.rb.Release()
+		return nil, err
+	}
+	w := &Writer{priced: p, exc: e, pFirstResult: int(claims.NumFields), eFirstRaw: 7, epoch: epochDay()}
+	w.pDate = p.rb.Field(int(claims.ServiceDate)).(*array.Date32Builder)
+	w.pUnits = p.rb.Field(int(claims.Units)).(*array.Int64Builder)
+	w.pBilled = p.rb.Field(int(claims.BilledAmount)).(*array.Decimal128Builder)
+	r := w.pFirstResult
+	w.pMatch = p.rb.Field(r + 4).(*array.Int32Builder)
+	w.pRateValue = p.rb.Field(r + 6).(*array.Decimal128Builder)
+	w.pPricedUnits = p.rb.Field(r + 7).(*array.Int64Builder)
+	for k := range w.pMoney {
+		w.pMoney[k] = p.rb.Field(r + 8 + k).(*array.Decimal128Builder)
+	}
+	w.eRow = e.rb.Field(3).(*array.Int64Builder)
+	return w, nil
+}
+
+// appendText appends s to column i of t, or null when s is empty.
+func (w *Writer) appendText(t *table, i int, s string) {
+	b := t.str[i]
+	if s == "" {
+		b.AppendNull()
+		return
+	}
+	w.tmp = append(w.tmp[:0], s...)
+	b.BinaryBuilder.Append(w.tmp)
+}
+
+func (w *Writer) appendBytes(t *table, i int, s []byte) {
+	if len(s) == 0 {
+		t.str[i].AppendNull()
+		return
+	}
+	t.str[i].BinaryBuilder.Append(s)
+}
+
+// Write appends each item to the priced file or the exceptions file (and
+// both for priced lines with review codes), starting a new row group every
+// RowGroupRows rows.
+func (w *Writer) Write(ctx context.Context, items []claims.Item) error {
+	if w.err != nil {
+		return w.err
+	}
+	if w.closed {
+		return errors.New("claimparquet: write after Close")
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	for i := range items {
+		it := &items[i]
+		if it.Result.Priced() {
+			w.appendPriced(it)
+			if w.priced.rows++; w.priced.rows >= RowGroupRows {
+				if err := w.priced.flush(); err != nil {
+					w.err = err
+					return err
+				}
+			}
+		}
+		w.codes = claimcsv.ExceptionCodes(w.codes[:0], &it.Result)
+		for _, code := range w.codes {
+			w.appendException(it, code)
+			if w.exc.rows++; w.exc.rows >= RowGroupRows {
+				if err := w.exc.flush(); err != nil {
+					w.err = err
+					return err
+				}
+			}
+		}
+	}
+	return nil
+}
+
+func dec(v int64) decimal128.Num { return decimal128.FromI64(v) }
+
+func (w *Writer) appendPriced(it *claims.Item) {
+	l, r, t := &it.Line, &it.Result, w.priced
+	for f := claims.Field(0); f < claims.NumFields; f++ {
+		switch f {
+		case claims.ServiceDate:
+			w.pDate.Append(arrow.Date32(int64(l.ServiceDate) - w.epoch))
+		case claims.Units:
+			w.pUnits.Append(l.Units)
+		case claims.BilledAmount:
+			w.pBilled.Append(dec(int64(l.Billed)))
+		default:
+			w.appendText(t, int(f), l.Raw[f])
+		}
+	}
+	c := w.pFirstResult
+	w.appendText(t, c, r.Contract.ID)
+	w.appendText(t, c+1, r.Contract.Number)
+	rateID := ""
+	if r.Rate != nil {
+		rateID = r.Rate.ID
+	}
+	w.appendText(t, c+2, rateID)
+	w.appendText(t, c+3, r.RateKind)
+	w.pMatch.Append(int32(r.MatchPriority))
+	w.appendText(t, c+5, r.RateType.String())
+	w.pRateValue.Append(dec(int64(r.RateValue)))
+	w.pPricedUnits.Append(r.PricedUnits)
+	for k, v := range [...]money.Cents{r.AllowedBeforeStopLoss, r.StopLossReduction, r.Allowed, r.AdminFee, r.NetPayable} {
+		w.pMoney[k].Append(dec(int64(v)))
+	}
+	w.tmp = r.Flags.Append(w.tmp[:0])
+	w.appendBytes(t, c+13, w.tmp)
+}
+
+func (w *Writer) appendException(it *claims.Item, code claims.Code) {
+	l, r, t := &it.Line, &it.Result, w.exc
+	w.appendText(t, 0, l.Raw[claims.ClaimID])
+	w.appendText(t, 1, l.Raw[claims.LineNumber])
+	w.appendText(t, 2, l.Source.File)
+	w.eRow.Append(l.Source.Row)
+	w.appendText(t, 4, code.String())
+	w.appendText(t, 5, code.Severity())
+	w.appendText(t, 6, claimcsv.ExceptionMessage(r, code))
+	for f := claims.VendorID; f < claims.NumFields; f++ {
+		w.appendText(t, w.eFirstRaw+int(f-claims.VendorID), l.Raw[f])
+	}
+}
+
+// Close writes the last row groups and the footers of both files and
+// flushes them; it does not close the underlying writers.
+func (w *Writer) Close() error {
+	if w.closed {
+		return w.err
+	}
+	w.closed = true
+	perr := w.priced.close()
+	eerr := w.exc.close()
+	if w.err != nil {
+		return w.err
+	}
+	if err := errors.Join(perr, eerr); err != nil {
+		w.err = fmt.Errorf("claimparquet: %w", err)
+		return w.err
+	}
+	return nil
+}
