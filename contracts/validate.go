@@ -147,7 +147,8 @@ func Validate(s *Schedule) *Validated {
 		}
 	}
 
-	rateIDs := map[string]bool{}
+	rateIDs := make(map[string]bool, len(s.Rates))
+	v.Rates = make([]Rate, 0, len(s.Rates))
 	usable := map[string]int{}
 	for i := range s.Rates {
 		r := s.Rates[i]

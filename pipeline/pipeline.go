@@ -281,7 +281,7 @@ func (r *run) readGrouped(ctx context.Context, free <-chan *batch, out chan<- *b
 	start := time.Now()
 	defer func() { r.readDur = time.Since(start) }()
 	seed := maphash.MakeSeed()
-	closed := map[uint64]struct{}{}
+	var closed claimSet
 	last := ""
 	seq := 0
 	get := func() (*batch, error) {
@@ -323,9 +323,9 @@ func (r *run) readGrouped(ctx context.Context, free <-chan *batch, out chan<- *b
 				continue
 			}
 			if last != "" {
-				closed[maphash.String(seed, last)] = struct{}{}
+				closed.add(maphash.String(seed, last))
 			}
-			if _, seen := closed[maphash.String(seed, l.ClaimID)]; seen {
+			if closed.has(maphash.String(seed, l.ClaimID)) {
 				return errUngrouped
 			}
 			last = l.ClaimID

@@ -309,3 +309,20 @@ func writeRandomClaims(t testing.TB, rng *rand.Rand, path string, s *contracts.S
 }
 
 var _ io.Reader = (*ctxReader)(nil)
+
+func TestClaimSet(t *testing.T) {
+	var s claimSet
+	rng := rand.New(rand.NewPCG(1, 1))
+	seen := map[uint64]bool{}
+	for i := 0; i < 50000; i++ {
+		h := rng.Uint64() % 100000 // repeats, and 0
+		if s.has(h) != seen[h] {
+			t.Fatalf("has(%d) = %v, want %v", h, s.has(h), seen[h])
+		}
+		s.add(h)
+		seen[h] = true
+	}
+	if s.n != len(seen) {
+		t.Errorf("%d entries, want %d", s.n, len(seen))
+	}
+}

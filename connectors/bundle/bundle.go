@@ -8,6 +8,7 @@
 package bundle
 
 import (
+	"bytes"
 	"context"
 	"encoding/csv"
 	"errors"
@@ -82,7 +83,13 @@ func Read(ctx context.Context, dir string) (*contracts.Schedule, error) {
 	}); err != nil {
 		return nil, err
 	}
-	if err := readFile(ctx, filepath.Join(dir, RatesFile), requiredRate, func(r *row) {
+	ratesPath := filepath.Join(dir, RatesFile)
+	// A rate schedule can hold millions of rows: size the slice once
+	// instead of letting append double it (and copy it) as it grows.
+	if n, err := countLines(ratesPath); err == nil {
+		s.Rates = make([]contracts.Rate, 0, n)
+	}
+	if err := readFile(ctx, ratesPath, requiredRate, func(r *row) {
 		s.Rates = append(s.Rates, parseRate(r))
 	}); err != nil {
 		return nil, err
@@ -289,6 +296,28 @@ func parseRate(r *row) contracts.Rate {
 	}
 	rt.LoadError = r.ferr
 	return rt
+}
+
+// countLines counts the newlines of the file at path: an upper bound of its
+// records.
+func countLines(path string) (int, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	buf := make([]byte, 1<<16)
+	n := 0
+	for {
+		k, err := f.Read(buf)
+		n += bytes.Count(buf[:k], []byte{'\n'})
+		if errors.Is(err, io.EOF) {
+			return n, nil
+		}
+		if err != nil {
+			return 0, err
+		}
+	}
 }
 
 // readFile streams the CSV at path, checks its header for the required
