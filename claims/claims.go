@@ -73,6 +73,10 @@ type Line struct {
 	Source Source
 	// Seq is the 0-based position of the line in the whole input.
 	Seq int64
+	// Plain is set by readers whose raw values are known to hold no comma,
+	// quote or line break (a CSV record without quotes), so writers can
+	// skip checking whether a value needs quoting.
+	Plain bool
 
 	ClaimID     string
 	LineNumber  int64

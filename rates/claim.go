@@ -13,10 +13,13 @@ import (
 // Pricer prices the lines of one claim at a time. It holds scratch space,
 // so each goroutine needs its own; the Engine is shared.
 type Pricer struct {
-	e      *Engine
-	seen   map[int64]struct{}
-	done   []bool
-	shares []share
+	e *Engine
+	// The last vendor looked up: a claim's lines share one.
+	lastVendorID string
+	lastVendor   *vendorEntry
+	seen         map[int64]struct{}
+	done         []bool
+	shares       []share
 }
 
 type share struct {
@@ -27,6 +30,13 @@ type share struct {
 // NewPricer returns a Pricer for one goroutine.
 func (e *Engine) NewPricer() *Pricer {
 	return &Pricer{e: e, seen: map[int64]struct{}{}}
+}
+
+func (p *Pricer) vendor(id string) *vendorEntry {
+	if id != p.lastVendorID || p.lastVendor == nil {
+		p.lastVendorID, p.lastVendor = id, p.e.vendors[id]
+	}
+	return p.lastVendor
 }
 
 // PriceLine prices a single line on its own (a one-line claim).
@@ -53,7 +63,7 @@ func (p *Pricer) PriceClaim(items []claims.Item) {
 			continue
 		}
 		p.seen[l.LineNumber] = struct{}{}
-		p.e.priceLine(l, &it.Result)
+		p.e.priceLine(p.vendor(l.VendorID), l, &it.Result)
 	}
 	p.finishCases(items)
 }

@@ -109,8 +109,7 @@ func New(v *contracts.Validated, opts Options) *Engine {
 func (e *Engine) Schedule() *contracts.Validated { return e.sched }
 
 // selectContract applies SPEC §3 step 1.
-func (e *Engine) selectContract(l *claims.Line, res *claims.Result) *contractEntry {
-	ve := e.vendors[l.VendorID]
+func (e *Engine) selectContract(ve *vendorEntry, l *claims.Line, res *claims.Result) *contractEntry {
 	if ve == nil {
 		res.Code, res.Message = claims.NoContract, "no contract for vendor "+l.VendorID
 		return nil
@@ -174,9 +173,10 @@ func (e *Engine) selectContract(l *claims.Line, res *claims.Result) *contractEnt
 }
 
 // priceLine prices one valid line up to allowed_before_stop_loss (SPEC §3).
-func (e *Engine) priceLine(l *claims.Line, res *claims.Result) {
+// ve is the line's vendor (nil when unknown).
+func (e *Engine) priceLine(ve *vendorEntry, l *claims.Line, res *claims.Result) {
 	*res = claims.Result{}
-	ce := e.selectContract(l, res)
+	ce := e.selectContract(ve, l, res)
 	if ce == nil {
 		return
 	}

@@ -56,6 +56,7 @@ failed and published nothing; 2 a usage or configuration error.`,
 			repriceCommand(),
 			contractsCommand(),
 			dbCommand(),
+			explainCommand(),
 			syncCommand(),
 			adjustCommand(),
 			genCommand(),
@@ -245,7 +246,7 @@ func contractsCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "contracts",
 		Usage: "validate, import and export contract schedules",
-		Subcommands: append(append([]*cli.Command{importCommand(), exportCommand()}, amendCommands()...), &cli.Command{
+		Subcommands: append(append([]*cli.Command{importCommand(), exportCommand(), calendarCommand()}, amendCommands()...), &cli.Command{
 			Name:  "validate",
 			Usage: "check a contract schedule and print every rejected or suspicious row",
 			Description: `Applies the same validation a pricing run applies and prints one line per

@@ -101,6 +101,7 @@ func (rd *Reader) Read(l *claims.Line) error {
 	l.Source = claims.Source{File: rd.name, Row: rd.row}
 	switch {
 	case errors.Is(err, ErrBareQuote), errors.Is(err, ErrQuote):
+		l.Plain = false
 		l.Invalid = &claims.FieldError{Field: "row", Reason: "malformed CSV: " + err.Error()}
 		l.BilledOK = false
 		rd.fill(l, rec)
@@ -109,6 +110,7 @@ func (rd *Reader) Read(l *claims.Line) error {
 		return fmt.Errorf("%s: record %d: %w", rd.name, rd.row, err)
 	}
 	rd.fill(l, rec)
+	l.Plain = !rd.sc.quoted
 	if len(rec) != rd.width {
 		l.Invalid = &claims.FieldError{Field: "row", Reason: "has " + strconv.Itoa(len(rec)) + " fields but the header has " + strconv.Itoa(rd.width)}
 		l.BilledOK = false

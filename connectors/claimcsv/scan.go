@@ -23,7 +23,9 @@ const maxRecord = 1 << 20
 // record instead of one per field. Lines without a quote, the usual case,
 // are split with a single pass over the bytes.
 type scanner struct {
-	br     *bufio.Reader
+	br *bufio.Reader
+	// quoted says whether the last record read had a quote in it.
+	quoted bool
 	line   []byte // the record being assembled when it spans buffers or lines
 	fields []string
 	ends   []int
@@ -80,7 +82,8 @@ func (s *scanner) read() ([]string, error) {
 			break
 		}
 	}
-	if bytes.IndexByte(line, '"') < 0 {
+	s.quoted = bytes.IndexByte(line, '"') >= 0
+	if !s.quoted {
 		rec := string(line)
 		s.fields = s.fields[:0]
 		for {

@@ -102,7 +102,7 @@ func AppendPriced(dst []byte, it *claims.Item) []byte {
 		case claims.BilledAmount:
 			dst = l.Billed.Append(dst)
 		default:
-			dst = appendField(dst, l.Raw[f])
+			dst = appendRaw(dst, l.Raw[f], l.Plain)
 		}
 		dst = append(dst, ',')
 	}
@@ -152,7 +152,7 @@ func AppendException(dst []byte, it *claims.Item, code claims.Code) []byte {
 	dst = appendField(dst, ExceptionMessage(r, code))
 	for f := claims.VendorID; f < claims.NumFields; f++ {
 		dst = append(dst, ',')
-		dst = appendField(dst, l.Raw[f])
+		dst = appendRaw(dst, l.Raw[f], l.Plain)
 	}
 	return append(dst, '\n')
 }
@@ -181,6 +181,16 @@ func appendRecord(dst []byte, fields []string) []byte {
 		dst = appendField(dst, f)
 	}
 	return append(dst, '\n')
+}
+
+// appendRaw appends a raw input value; plain values (from a CSV record
+// without quotes) hold no comma, quote or line break and need quoting only
+// for a leading space or tab.
+func appendRaw(dst []byte, f string, plain bool) []byte {
+	if plain && f != "" && f[0] != ' ' && f[0] != '\t' && f != `\.` {
+		return append(dst, f...)
+	}
+	return appendField(dst, f)
 }
 
 // appendField appends f, quoted the way encoding/csv quotes it.
