@@ -42,7 +42,7 @@ func ExampleLoadBundle() {
 		len(v.Contracts), len(v.Rejected), len(v.Rates), len(sched.Issues()))
 	fmt.Println(sched.Issues()[0].Entity, sched.Issues()[0].ID, sched.Issues()[0].Message)
 	// Output:
-	// 15 contracts (3 rejected), 50 usable rates, 12 issues
+	// 15 contracts (3 rejected), 48 usable rates, 12 issues
 	// contract C013 a TPA agreement needs a tpa_name
 }
 

@@ -183,6 +183,11 @@ func Validate(s *Schedule) *Validated {
 		}
 	}
 	v.checkOverlaps()
+	// Overlaps reject contracts after their rates were taken.
+	v.Rates = slices.DeleteFunc(v.Rates, func(r Rate) bool {
+		_, rejected := v.Rejected[r.ContractID]
+		return rejected
+	})
 	return v
 }
 

@@ -227,3 +227,16 @@ func TestFingerprintIgnoresOrderAndSource(t *testing.T) {
 		t.Error("fingerprint ignores a rate value")
 	}
 }
+
+func TestRatesOfRejectedContractsAreDropped(t *testing.T) {
+	a, b := baseContract("C1"), baseContract("C2")
+	b.Effective = mustDate("2024-06-01")
+	b.Expiration = mustDate("2025-06-01")
+	r1, r2 := baseRate("1"), baseRate("2")
+	r2.ContractID = "C2"
+	r2.Effective = b.Effective
+	v := Validate(&Schedule{Contracts: []Contract{a, b}, Rates: []Rate{r1, r2}})
+	if len(v.Rejected) != 2 || len(v.Rates) != 0 {
+		t.Errorf("%d rejected contracts, %d rates kept; want 2 and 0", len(v.Rejected), len(v.Rates))
+	}
+}

@@ -63,8 +63,12 @@ func lookupFormat(name string) (outputFormat, error) {
 		return outputFormat{name: "parquet", ext: "parquet", newWriter: func(p, e io.Writer) (ResultWriter, error) {
 			return claimparquet.NewWriter(p, e)
 		}}, nil
+	case "arrow":
+		return outputFormat{name: "arrow", ext: "arrows", newWriter: func(p, e io.Writer) (ResultWriter, error) {
+			return claimparquet.NewArrowWriter(p, e)
+		}}, nil
 	}
-	return outputFormat{}, &UsageError{Err: fmt.Errorf("unknown output format %q (use csv or parquet)", name)}
+	return outputFormat{}, &UsageError{Err: fmt.Errorf("unknown output format %q (use csv, parquet or arrow)", name)}
 }
 
 // input is one claim file, re-readable so that a run can take a second pass.

@@ -39,8 +39,13 @@ type Config struct {
 	// OutDir receives priced.*, exceptions.*, schedule_issues.csv and
 	// summary.json when the run succeeds, and nothing otherwise.
 	OutDir string
-	// Format of the priced and exception files: "csv" (default) or "parquet".
+	// Format of the priced and exception files: "csv" (default), "parquet",
+	// or "arrow" (Arrow IPC streams, .arrows).
 	Format string
+	// PricedTo, when set, receives the priced file instead of OutDir (for
+	// example standard output). It is copied there only once the run has
+	// succeeded and its books balance, so a consumer never reads half a run.
+	PricedTo io.Writer
 	// Workers pricing in parallel; 0 means one per CPU.
 	Workers int
 	// BatchSize is the number of lines handed between stages at a time.
@@ -162,6 +167,9 @@ func Run(ctx context.Context, cfg Config) (*Summary, error) {
 	enc.SetIndent("", "  ")
 	if err := enc.Encode(&r.summary); err != nil {
 		return nil, fmt.Errorf("write summary: %w", err)
+	}
+	if cfg.PricedTo != nil {
+		st.redirect("priced."+out.ext, cfg.PricedTo)
 	}
 	if err := st.commit(); err != nil {
 		return nil, err

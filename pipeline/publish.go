@@ -3,6 +3,7 @@ package pipeline
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 )
@@ -16,6 +17,17 @@ type staging struct {
 	out, dir string
 	files    []*os.File
 	names    []string
+	// redirected files are copied to a writer instead of renamed.
+	redirected map[string]io.Writer
+}
+
+// redirect makes commit copy the staged file name to w instead of
+// publishing it in the output folder.
+func (s *staging) redirect(name string, w io.Writer) {
+	if s.redirected == nil {
+		s.redirected = map[string]io.Writer{}
+	}
+	s.redirected[name] = w
 }
 
 func newStaging(out string) (*staging, error) {
@@ -83,6 +95,12 @@ func (s *staging) commit() error {
 		}
 	}
 	for _, n := range s.names {
+		if w, ok := s.redirected[n]; ok {
+			if err := copyOut(filepath.Join(s.dir, n), w); err != nil {
+				return fmt.Errorf("publish %s: %w", n, err)
+			}
+			continue
+		}
 		if err := os.Rename(filepath.Join(s.dir, n), filepath.Join(s.out, n)); err != nil {
 			return fmt.Errorf("publish %s: %w", n, err)
 		}
@@ -95,6 +113,20 @@ func (s *staging) commit() error {
 		}
 	}
 	return os.Remove(s.dir)
+}
+
+// copyOut copies the file at path to w and removes it.
+func copyOut(path string, w io.Writer) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	_, err = io.Copy(w, f)
+	f.Close()
+	if err != nil {
+		return err
+	}
+	return os.Remove(path)
 }
 
 // abort removes the staging folder and everything in it.

@@ -88,8 +88,9 @@ Example:
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "contracts", EnvVars: []string{"DATABASE_URL"}, Usage: "contract bundle `DIR` (contracts.csv, rates.csv, rate_kinds.csv) or a postgres:// URL (default: $DATABASE_URL)"},
 			&cli.StringSliceFlag{Name: "claims", Usage: "claim `FILE` (.csv or .parquet; - for CSV on standard input); repeat for several"},
-			&cli.StringFlag{Name: "out", Usage: "output `DIR` (created if missing)"},
-			&cli.StringFlag{Name: "format", Value: "csv", Usage: "output format: csv or parquet"},
+			&cli.StringFlag{Name: "out", Usage: "output `DIR` (created if missing); - writes the priced lines to standard output and the other files to --side-out"},
+			&cli.StringFlag{Name: "side-out", Usage: "with --out -: the `DIR` for exceptions, schedule issues and the summary"},
+			&cli.StringFlag{Name: "format", Value: "csv", Usage: "output format: csv, parquet, or arrow (Arrow IPC stream)"},
 			&cli.IntFlag{Name: "workers", Usage: "pricing goroutines (default: one per CPU)"},
 			&cli.StringFlag{Name: "system-default-rate", Usage: "rate for lines no contract rate or contract default covers, e.g. Percentage:60 or Amount:25.00 (default: none, such lines are NO_RATE exceptions)"},
 			&cli.StringSliceFlag{Name: "map", Usage: "input column mapping `CANONICAL=NAME`, e.g. billed_amount=charge_amt; repeat for several"},
@@ -116,6 +117,10 @@ func reprice(ctx context.Context, c *cli.Context, stdout, stderr io.Writer) erro
 		return usagef("--claims is required")
 	case c.String("out") == "":
 		return usagef("--out is required")
+	case c.String("out") == "-" && c.String("side-out") == "":
+		return usagef("--out - needs --side-out DIR for the exceptions, schedule issues and summary")
+	case c.String("out") != "-" && c.String("side-out") != "":
+		return usagef("--side-out goes with --out -")
 	case c.Int("workers") < 0:
 		return usagef("--workers must be positive")
 	}
@@ -139,7 +144,7 @@ func reprice(ctx context.Context, c *cli.Context, stdout, stderr io.Writer) erro
 		Engine:          rates.New(v, opts),
 		Claims:          c.StringSlice("claims"),
 		Stdin:           c.App.Reader,
-		OutDir:          c.String("out"),
+		OutDir:          outDir(c),
 		Format:          c.String("format"),
 		Workers:         c.Int("workers"),
 		Mapping:         mapping,
@@ -147,6 +152,9 @@ func reprice(ctx context.Context, c *cli.Context, stdout, stderr io.Writer) erro
 	}
 	if opts.SystemDefault != nil {
 		cfg.SystemDefaultRate = opts.SystemDefault.String()
+	}
+	if c.String("out") == "-" {
+		cfg.PricedTo = stdout
 	}
 	ledger := ledgerTarget(c)
 	prior, err := priorOutput(ctx, c, ledger)
@@ -185,6 +193,14 @@ func reprice(ctx context.Context, c *cli.Context, stdout, stderr io.Writer) erro
 	return nil
 }
 
+// outDir is where a run publishes: --out, or --side-out with --out -.
+func outDir(c *cli.Context) string {
+	if c.String("out") == "-" {
+		return c.String("side-out")
+	}
+	return c.String("out")
+}
+
 // ledgerTarget is where a run is recorded: --ledger, else the contracts
 // database, else a JSON-lines file beside the output folder.
 func ledgerTarget(c *cli.Context) string {
@@ -196,7 +212,7 @@ func ledgerTarget(c *cli.Context) string {
 	case postgres.IsURL(c.String("contracts")):
 		return c.String("contracts")
 	}
-	return filepath.Join(filepath.Dir(absPath(c.String("out"))), "repricer-ledger.jsonl")
+	return filepath.Join(filepath.Dir(absPath(outDir(c))), "repricer-ledger.jsonl")
 }
 
 // priorOutput resolves --compare-to or --compare-run to a prior run's
@@ -216,7 +232,10 @@ func priorOutput(ctx context.Context, c *cli.Context, ledger string) (string, er
 		}
 		prior = dir
 	}
-	if prior != "" && absPath(prior) == absPath(c.String("out")) {
+	if prior != "" && c.String("out") == "-" {
+		return "", usagef("--compare-to and --compare-run need the priced file in a folder, not --out -")
+	}
+	if prior != "" && absPath(prior) == absPath(outDir(c)) {
 		return "", usagef("--compare-to must name another folder than --out: this run would replace the outputs it compares against")
 	}
 	return prior, nil

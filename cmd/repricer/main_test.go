@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/apache/arrow-go/v18/arrow/ipc"
+
 	"github.com/repricer/repricer/connectors/bundle"
 	"github.com/repricer/repricer/contracts"
 
@@ -140,6 +142,68 @@ func cleanSample(t *testing.T, dir string) string {
 		t.Fatal(err)
 	}
 	return dir
+}
+
+// TestPipeThrough pipes CSV through reprice on standard input and output,
+// as `extract | repricer reprice --claims - --out - | load` does, and gets
+// the same priced rows as the file run.
+func TestPipeThrough(t *testing.T) {
+	claims, err := os.ReadFile(sampleClaims)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	var out, errOut bytes.Buffer
+	err = run(context.Background(), []string{"repricer", "reprice", "--contracts", sampleContracts, "--claims", "-", "--out", "-",
+		"--side-out", filepath.Join(dir, "side"), "--ledger", "none"}, bytes.NewReader(claims), &out, &errOut)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if status, _, stderr := runCLI(t, "reprice", "--contracts", sampleContracts, "--claims", sampleClaims, "--out", filepath.Join(dir, "file"), "-q"); status != 0 {
+		t.Fatal(stderr)
+	}
+	want, _ := os.ReadFile(filepath.Join(dir, "file", "priced.csv"))
+	if len(want) == 0 || !bytes.Equal(out.Bytes(), want) {
+		t.Errorf("priced rows on standard output differ from the file run (%d vs %d bytes)", out.Len(), len(want))
+	}
+	for _, name := range []string{"exceptions.csv", "summary.json", "schedule_issues.csv"} {
+		if _, err := os.Stat(filepath.Join(dir, "side", name)); err != nil {
+			t.Error(err)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(dir, "side", "priced.csv")); err == nil {
+		t.Error("priced.csv was published in --side-out as well")
+	}
+	if status, _, _ := runCLI(t, "reprice", "--contracts", sampleContracts, "--claims", sampleClaims, "--out", "-"); status != 2 {
+		t.Errorf("--out - without --side-out: status %d", status)
+	}
+}
+
+func TestArrowOutput(t *testing.T) {
+	dir := t.TempDir()
+	if status, _, stderr := runCLI(t, "reprice", "--contracts", sampleContracts, "--claims", sampleClaims, "--out", dir, "--format", "arrow", "-q"); status != 0 {
+		t.Fatal(stderr)
+	}
+	f, err := os.Open(filepath.Join(dir, "priced.arrows"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	rd, err := ipc.NewReader(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rd.Release()
+	rows := 0
+	for rd.Next() {
+		rows += int(rd.RecordBatch().NumRows())
+	}
+	if err := rd.Err(); err != nil {
+		t.Fatal(err)
+	}
+	if rows != 365 {
+		t.Errorf("%d priced rows in the Arrow stream, want 365", rows)
+	}
 }
 
 func TestStdinClaims(t *testing.T) {

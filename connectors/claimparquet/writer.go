@@ -10,6 +10,7 @@ import (
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/decimal128"
+	"github.com/apache/arrow-go/v18/arrow/ipc"
 	"github.com/apache/arrow-go/v18/arrow/memory"
 	"github.com/apache/arrow-go/v18/parquet"
 	"github.com/apache/arrow-go/v18/parquet/compress"
@@ -87,11 +88,23 @@ type WriteError struct {
 func (e *WriteError) Error() string { return "write " + e.File + " Parquet: " + e.Err.Error() }
 func (e *WriteError) Unwrap() error { return e.Err }
 
-// table is one Parquet output file being written.
+// recordWriter is where a table's record batches go: a Parquet file or an
+// Arrow IPC stream. Close finishes the format (footer or end-of-stream).
+type recordWriter interface {
+	Write(rec arrow.RecordBatch) error
+	Close() error
+}
+
+var (
+	_ recordWriter = (*pqarrow.FileWriter)(nil)
+	_ recordWriter = (*ipc.Writer)(nil)
+)
+
+// table is one output file being written.
 type table struct {
 	name string
 	bw   *bufio.Writer
-	fw   *pqarrow.FileWriter
+	fw   recordWriter
 	rb   *array.RecordBuilder
 	rows int
 	str  []*array.StringBuilder // the text builders, by column; nil for typed columns
@@ -103,8 +116,14 @@ type bufWriter struct{ w *bufio.Writer }
 
 func (b bufWriter) Write(p []byte) (int, error) { return b.w.Write(p) }
 
-func newTable(name string, w io.Writer, sc *arrow.Schema) (*table, error) {
+func newTable(name string, w io.Writer, sc *arrow.Schema, arrowIPC bool) (*table, error) {
 	mem := memory.DefaultAllocator
+	if arrowIPC {
+		t := &table{name: name, bw: bufio.NewWriterSize(w, 1<<20)}
+		t.fw = ipc.NewWriter(bufWriter{t.bw}, ipc.WithSchema(sc), ipc.WithAllocator(mem))
+		t.initBuilders(mem, sc)
+		return t, nil
+	}
 	opts := []parquet.WriterProperty{
 		parquet.WithAllocator(mem),
 		parquet.WithCompression(codec()),
@@ -127,12 +146,16 @@ func newTable(name string, w io.Writer, sc *arrow.Schema) (*table, error) {
 		return nil, &WriteError{File: name, Err: err}
 	}
 	t.fw = fw
+	t.initBuilders(mem, sc)
+	return t, nil
+}
+
+func (t *table) initBuilders(mem memory.Allocator, sc *arrow.Schema) {
 	t.rb = array.NewRecordBuilder(mem, sc)
 	t.str = make([]*array.StringBuilder, sc.NumFields())
 	for i := range t.str {
 		t.str[i], _ = t.rb.Field(i).(*array.StringBuilder)
 	}
-	return t, nil
 }
 
 // flush writes the buffered rows as one row group.
@@ -187,12 +210,23 @@ type Writer struct {
 // exceptions to exceptions. Close must be called to finish both files; it
 // does not close priced or exceptions.
 func NewWriter(priced, exceptions io.Writer) (*Writer, error) {
+	return newWriter(priced, exceptions, false)
+}
+
+// NewArrowWriter is NewWriter for Arrow IPC streams (the format of
+// arrow.ipc.RecordBatchStreamReader and pyarrow.ipc.open_stream) instead of
+// Parquet files, with the same schemas.
+func NewArrowWriter(priced, exceptions io.Writer) (*Writer, error) {
+	return newWriter(priced, exceptions, true)
+}
+
+func newWriter(priced, exceptions io.Writer, arrowIPC bool) (*Writer, error) {
 	ps, es := PricedSchema(), ExceptionSchema()
-	p, err := newTable("priced", priced, ps)
+	p, err := newTable("priced", priced, ps, arrowIPC)
 	if err != nil {
 		return nil, err
 	}
-	e, err := newTable("exceptions", exceptions, es)
+	e, err := newTable("exceptions", exceptions, es, arrowIPC)
 	if err != nil {
 		p.rb.Release()
 		return nil, err
