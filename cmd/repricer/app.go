@@ -45,7 +45,8 @@ and net payable in exact decimal money. Every input line ends up either in the
 priced file or in the exceptions file with a reason code.
 
 Exit status: 0 the run completed (exceptions are not failures); 1 the run
-failed and published nothing; 2 a usage or configuration error.`,
+failed and published nothing; 2 a usage or configuration error; 3 another
+run holds the lock (repricer run).`,
 		Reader:    stdin,
 		Writer:    stdout,
 		ErrWriter: stderr,
@@ -54,6 +55,7 @@ failed and published nothing; 2 a usage or configuration error.`,
 		OnUsageError:   onUsageError,
 		Commands: []*cli.Command{
 			repriceCommand(),
+			runCommand(),
 			contractsCommand(),
 			dbCommand(),
 			explainCommand(),

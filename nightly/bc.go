@@ -1,0 +1,120 @@
+package nightly
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+
+	"github.com/jmoiron/sqlx"
+
+	"github.com/repricer/repricer/connectors/businesscentral"
+	"github.com/repricer/repricer/connectors/postgres"
+	"github.com/repricer/repricer/contracts"
+)
+
+// SyncSummary is the Business Central sync in the manifest and the logs:
+// counts only, no contract content.
+type SyncSummary struct {
+	Contracts    int   `json:"contracts"`
+	Skipped      int   `json:"skipped"`
+	Created      int   `json:"created"`
+	Updated      int   `json:"updated"`
+	Unchanged    int   `json:"unchanged"`
+	Conflicts    int   `json:"conflicts"`
+	Failed       int   `json:"failed"`
+	RatesCreated int   `json:"rates_created"`
+	RatesUpdated int   `json:"rates_updated"`
+	RatesDeleted int   `json:"rates_deleted"`
+	Requests     int64 `json:"requests"`
+	Retries      int64 `json:"retries"`
+}
+
+// SyncError is a Business Central sync that failed, as a whole or for some
+// contracts (exit status 1; no manifest is written).
+type SyncError struct {
+	Summary *SyncSummary // nil when the whole sync failed
+	Err     error
+}
+
+func (e *SyncError) Error() string { return "bc sync: " + e.Err.Error() }
+func (e *SyncError) Unwrap() error { return e.Err }
+
+// StateStore is where the sync keeps what it last wrote;
+// postgres.NewBCState in production.
+type StateStore = businesscentral.StateStore
+
+// newStateStore opens the sync state on db and checks its schema.
+func newStateStore(ctx context.Context, db *sqlx.DB) (StateStore, error) {
+	st := postgres.NewBCState(db)
+	if err := st.Check(ctx); err != nil {
+		if errors.Is(err, postgres.ErrStateSchema) {
+			return nil, &ConfigError{Err: err}
+		}
+		return nil, err
+	}
+	return st, nil
+}
+
+// bcClient builds the Business Central client from the configuration.
+func bcClient(c *BCConfig, secret string, httpClient *http.Client) (*businesscentral.Client, error) {
+	cfg := businesscentral.Config{
+		BaseURL: c.BaseURL, Tenant: c.Tenant, Environment: c.Environment, CompanyID: c.CompanyID,
+		ClientID: c.ClientID, ClientSecret: secret, Publisher: c.Publisher, Group: c.Group,
+		APIVersion: c.APIVersion, TokenURL: c.TokenURL, Concurrency: c.Concurrency, MaxRetries: c.MaxRetries,
+		HTTPClient: httpClient,
+	}
+	if cfg.Publisher == "" {
+		cfg.Publisher = "repricer"
+	}
+	if cfg.Group == "" {
+		cfg.Group = "contracts"
+	}
+	cl, err := businesscentral.New(cfg)
+	if err != nil {
+		return nil, &ConfigError{Err: fmt.Errorf(`"bc": %w`, err)}
+	}
+	return cl, nil
+}
+
+// syncBC pushes the usable contracts of v and their rates. Contracts the
+// validation rejected are skipped (counted), as "repricer sync bc" does.
+func syncBC(ctx context.Context, cl *businesscentral.Client, store StateStore, force bool, v *contracts.Validated) (*SyncSummary, error) {
+	cs := make([]contracts.Contract, 0, len(v.Contracts))
+	for _, c := range v.Contracts {
+		if _, rejected := v.Rejected[c.ID]; !rejected {
+			cs = append(cs, c)
+		}
+	}
+	rs := make([]contracts.Rate, 0, len(v.Rates))
+	for _, r := range v.Rates {
+		if _, rejected := v.Rejected[r.ContractID]; !rejected {
+			rs = append(rs, r)
+		}
+	}
+	rep, err := businesscentral.NewSyncer(cl, store, businesscentral.Options{Force: force}).Sync(ctx, cs, rs)
+	if err != nil {
+		return nil, &SyncError{Err: err}
+	}
+	sum := &SyncSummary{
+		Contracts: rep.Contracts, Skipped: len(v.Rejected), Created: rep.Created, Updated: rep.Updated,
+		Unchanged: rep.Unchanged, Conflicts: rep.Conflicts, Failed: rep.Failed,
+		RatesCreated: rep.RatesCreated, RatesUpdated: rep.RatesUpdated, RatesDeleted: rep.RatesDeleted,
+		Requests: rep.Requests, Retries: rep.Retries,
+	}
+	if sum.Failed+sum.Conflicts > 0 {
+		var names []string
+		for _, r := range rep.Results {
+			if r.Action == businesscentral.ActionFailed || r.Action == businesscentral.ActionConflict {
+				names = append(names, string(r.Action)+" "+r.ContractID)
+			}
+		}
+		if len(names) > 10 {
+			names = append(names[:10], fmt.Sprintf("and %d more", len(names)-10))
+		}
+		return sum, &SyncError{Summary: sum, Err: fmt.Errorf("%d contract(s) failed, %d in conflict (changed in Business Central; \"bc.force\" overwrites): %s",
+			sum.Failed, sum.Conflicts, strings.Join(names, ", "))}
+	}
+	return sum, nil
+}
