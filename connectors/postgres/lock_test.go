@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"testing"
+	"time"
 
 	"github.com/repricer/repricer/connectors/postgres"
 	"github.com/repricer/repricer/connectors/postgres/pgtest"
@@ -79,6 +80,21 @@ func TestTryLockLost(t *testing.T) {
 	if _, err := b.ExecContext(ctx, `SELECT pg_terminate_backend(pid) FROM pg_locks
 		WHERE locktype = 'advisory' AND objid = (hashtext('lost')::bigint & x'ffffffff'::bigint)::oid AND pid <> pg_backend_pid()`); err != nil {
 		t.Fatal(err)
+	}
+	// pg_terminate_backend only signals the session: wait until it is gone
+	// and its lock with it.
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		var n int
+		if err := b.GetContext(ctx, &n, `SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'
+			AND objid = (hashtext('lost')::bigint & x'ffffffff'::bigint)::oid`); err != nil {
+			t.Fatal(err)
+		}
+		if n == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the terminated session still holds the lock")
+		}
 	}
 	unlockB, ok, err := postgres.TryLock(ctx, b, "lost")
 	if err != nil || !ok {
