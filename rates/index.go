@@ -19,12 +19,16 @@ const (
 	classNone
 )
 
-// indexedRate is an active, accepted rate with its static ordering key.
+// indexedRate is an active, accepted rate with its static ordering key and
+// what matching reads first, kept inline so that the common rate (a code
+// and dates, no other criterion) matches without touching the Rate.
 type indexedRate struct {
 	r        *contracts.Rate
 	priority int
+	eff, end contracts.Date
 	class    uint8
 	optional uint8 // optional criteria populated (and so matched)
+	criteria bool  // a modifier, specialty, visit kind or place of service is set
 }
 
 // rateIndex answers "which rates of one contract can apply to this line"
@@ -55,7 +59,8 @@ func newRateIndex(rs []*contracts.Rate, priority map[string]int) *rateIndex {
 		if !r.Active {
 			continue
 		}
-		ir := indexedRate{r: r, priority: priority[r.Kind], class: classNone}
+		ir := indexedRate{r: r, priority: priority[r.Kind], class: classNone, eff: r.Effective, end: r.End,
+			criteria: r.Modifier != "" || r.Specialty != "" || r.VisitKind != "" || len(r.PlaceOfService) > 0}
 		switch {
 		case r.CPTCode != "":
 			ir.class = classExact
@@ -134,7 +139,7 @@ func compareKey(a, b *indexedRate) int {
 	if c := cmp.Compare(b.optional, a.optional); c != 0 {
 		return c
 	}
-	return cmp.Compare(b.r.Effective, a.r.Effective)
+	return cmp.Compare(b.eff, a.eff)
 }
 
 // compareIDs orders rate ids numerically when both are whole numbers, and
@@ -175,6 +180,29 @@ func matches(r *contracts.Rate, l *claims.Line) bool {
 	return true
 }
 
+// matchesInBucket is matches for a rate found in one of l's buckets: the
+// bucket already guarantees the code or range, so only dates and the other
+// criteria are left to check.
+func matchesInBucket(ir *indexedRate, l *claims.Line) bool {
+	if ir.eff > l.ServiceDate || (ir.end != 0 && ir.end < l.ServiceDate) {
+		return false
+	}
+	if !ir.criteria {
+		return true
+	}
+	r := ir.r
+	if r.Modifier != "" && !l.HasModifier(r.Modifier) {
+		return false
+	}
+	if r.Specialty != "" && r.Specialty != l.Specialty {
+		return false
+	}
+	if r.VisitKind != "" && r.VisitKind != l.VisitKind {
+		return false
+	}
+	return len(r.PlaceOfService) == 0 || slices.Contains(r.PlaceOfService, l.POS)
+}
+
 // firstMatch returns the smallest position in bucket whose rate matches l,
 // stopping early at limit (a better position already found elsewhere).
 func (ix *rateIndex) firstMatch(bucket []int32, l *claims.Line, limit int32) int32 {
@@ -182,7 +210,7 @@ func (ix *rateIndex) firstMatch(bucket []int32, l *claims.Line, limit int32) int
 		if pos >= limit {
 			break
 		}
-		if matches(ix.rates[pos].r, l) {
+		if matchesInBucket(&ix.rates[pos], l) {
 			return pos
 		}
 	}
@@ -227,7 +255,7 @@ func (ix *rateIndex) lookup(l *claims.Line) (best *indexedRate, conflict bool) {
 			if compareKey(best, other) != 0 {
 				break
 			}
-			if matches(other.r, l) && (other.r.Type != best.r.Type || other.r.Value != best.r.Value) {
+			if matchesInBucket(other, l) && (other.r.Type != best.r.Type || other.r.Value != best.r.Value) {
 				return best, true
 			}
 		}
