@@ -7,8 +7,7 @@
 # Environment: BENCH_LINES (default 10000000), BENCH_SMALL_LINES (default
 # 1000000, the second run for the RSS flatness ratio), BENCH_CONTRACTS
 # (2000), BENCH_RATES (1000000), BENCH_DIR (default: a new temp dir, kept),
-# BENCH_FORMAT (parquet or csv; default parquet when `repricer reprice`
-# reads Parquet, csv otherwise; DuckDB runs only on Parquet).
+# BENCH_FORMAT (parquet, the default, or csv; DuckDB runs only on Parquet).
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -24,28 +23,9 @@ mkdir -p "$bin"
 
 echo "== building into $bin" >&2
 (cd "$root" && go build -o "$bin/repricer" ./cmd/repricer)
-if ! "$bin/repricer" gen --help >/dev/null 2>&1; then
-	# gen is not registered in the app yet: build with an overlay that adds it.
-	echo "   (repricer has no gen command yet; building with an overlay that registers it)" >&2
-	sed 's/contractsCommand(),$/contractsCommand(),\n\t\t\tgenCommand(),/' "$root/cmd/repricer/app.go" >"$work/app_overlay.go"
-	printf '{"Replace":{"%s":"%s"}}' "$root/cmd/repricer/app.go" "$work/app_overlay.go" >"$work/overlay.json"
-	(cd "$root" && go build -overlay "$work/overlay.json" -o "$bin/repricer" ./cmd/repricer)
-fi
 (cd "$here" && go build -o "$bin/duckbench" ./cmd/duckbench)
 
-format="${BENCH_FORMAT:-}"
-if [[ -z "$format" ]]; then
-	# Parquet when reprice accepts a .parquet claim file and --format parquet.
-	probe="$work/probe"
-	mkdir -p "$probe"
-	"$bin/repricer" gen --quiet --out "$probe" --lines 10 --contracts 5 --rates 50 --format parquet
-	if "$bin/repricer" reprice --quiet --contracts "$probe/contracts" --claims "$probe/claims.parquet" \
-		--out "$probe/out" --format parquet >/dev/null 2>&1; then
-		format=parquet
-	else
-		format=csv
-	fi
-fi
+format="${BENCH_FORMAT:-parquet}"
 echo "== claim format: $format" >&2
 
 # reprice_run N: generate N lines (once) and reprice them; sets RSS_KB and LPS.

@@ -19,6 +19,7 @@ import (
 
 	"github.com/repricer/repricer/connectors/bundle"
 	"github.com/repricer/repricer/connectors/postgres"
+	"github.com/repricer/repricer/connectors/schedule"
 	"github.com/repricer/repricer/contracts"
 	"github.com/repricer/repricer/pipeline"
 	"github.com/repricer/repricer/rates"
@@ -290,31 +291,19 @@ func prepareOut(dir string) error {
 // source description holds no password.
 func loadSchedule(ctx context.Context, plan *Plan, db *sqlx.DB) (*contracts.Validated, string, error) {
 	src := plan.Contracts
-	if postgres.IsURL(src) {
-		var s *contracts.Schedule
-		var err error
-		if db != nil && src == plan.DatabaseURL {
-			s, err = postgres.Load(ctx, db)
-		} else {
-			s, err = postgres.LoadURL(ctx, src, postgres.Options{StatementTimeout: plan.DBTimeout})
-		}
+	if db != nil && src == plan.DatabaseURL && postgres.IsURL(src) {
+		s, err := postgres.Load(ctx, db)
 		if err != nil {
 			return nil, "", err
 		}
 		return contracts.Validate(s), "postgres:" + postgres.Redact(src), nil
 	}
-	fi, err := os.Stat(src)
-	if err != nil {
+	v, desc, err := schedule.Load(ctx, src, postgres.Options{StatementTimeout: plan.DBTimeout})
+	var se *schedule.SourceError
+	if errors.As(err, &se) {
 		return nil, "", &ConfigError{Err: fmt.Errorf(`"contracts": %w`, err)}
 	}
-	if !fi.IsDir() {
-		return nil, "", configErrorf(`"contracts" %s is neither a bundle folder nor a postgres:// URL`, src)
-	}
-	s, err := bundle.Read(ctx, src)
-	if err != nil {
-		return nil, "", err
-	}
-	return contracts.Validate(s), "bundle:" + src, nil
+	return v, desc, err
 }
 
 // exitStatus is the status an error maps to, for the logs.

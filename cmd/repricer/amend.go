@@ -636,13 +636,9 @@ func whatIf(c *cli.Context) (err error) {
 	case slices.Contains(claimFiles, "-"):
 		return usagef("what-if reads the claims twice; standard input (-) is not supported")
 	}
-	var opts rates.Options
-	if s := c.String("system-default-rate"); s != "" {
-		d, err := rates.ParseDefaultRate(s)
-		if err != nil {
-			return &usageError{err}
-		}
-		opts.SystemDefault = &d
+	opts, err := pricingOptions(c)
+	if err != nil {
+		return err
 	}
 	today, err := todayOf(c)
 	if err != nil {

@@ -126,13 +126,9 @@ func reprice(ctx context.Context, c *cli.Context, stdout, stderr io.Writer) erro
 	case c.Int("workers") < 0:
 		return usagef("--workers must be positive")
 	}
-	var opts rates.Options
-	if s := c.String("system-default-rate"); s != "" {
-		d, err := rates.ParseDefaultRate(s)
-		if err != nil {
-			return &usageError{err}
-		}
-		opts.SystemDefault = &d
+	opts, err := pricingOptions(c)
+	if err != nil {
+		return err
 	}
 	mapping, err := parseMapping(c.StringSlice("map"))
 	if err != nil {
@@ -248,6 +244,19 @@ func absPath(p string) string {
 		return a
 	}
 	return p
+}
+
+// pricingOptions reads --system-default-rate.
+func pricingOptions(c *cli.Context) (rates.Options, error) {
+	var opts rates.Options
+	if s := c.String("system-default-rate"); s != "" {
+		d, err := rates.ParseDefaultRate(s)
+		if err != nil {
+			return opts, &usageError{err}
+		}
+		opts.SystemDefault = &d
+	}
+	return opts, nil
 }
 
 func parseMapping(items []string) (map[string]string, error) {

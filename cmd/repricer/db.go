@@ -2,8 +2,8 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
-	"os"
 	"time"
 
 	"github.com/jmoiron/sqlx"
@@ -11,6 +11,7 @@ import (
 
 	"github.com/repricer/repricer/connectors/bundle"
 	"github.com/repricer/repricer/connectors/postgres"
+	"github.com/repricer/repricer/connectors/schedule"
 	"github.com/repricer/repricer/contracts"
 )
 
@@ -140,26 +141,13 @@ func exportCommand() *cli.Command {
 }
 
 // loadSchedule reads and validates the reference data named by src: a
-// bundle folder or a postgres:// URL. The returned source description
-// never holds a password.
+// bundle folder or a postgres:// URL. A source that names neither is a
+// usage error.
 func loadSchedule(ctx context.Context, src string, timeout time.Duration) (*contracts.Validated, string, error) {
-	if postgres.IsURL(src) {
-		s, err := postgres.LoadURL(ctx, src, postgres.Options{StatementTimeout: timeout})
-		if err != nil {
-			return nil, "", err
-		}
-		return contracts.Validate(s), "postgres:" + postgres.Redact(src), nil
-	}
-	fi, err := os.Stat(src)
-	if err != nil {
+	v, desc, err := schedule.Load(ctx, src, postgres.Options{StatementTimeout: timeout})
+	var se *schedule.SourceError
+	if errors.As(err, &se) {
 		return nil, "", usagef("--contracts: %w", err)
 	}
-	if !fi.IsDir() {
-		return nil, "", usagef("--contracts %s is neither a bundle folder nor a postgres:// URL", src)
-	}
-	s, err := bundle.Read(ctx, src)
-	if err != nil {
-		return nil, "", err
-	}
-	return contracts.Validate(s), "bundle:" + src, nil
+	return v, desc, err
 }

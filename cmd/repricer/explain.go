@@ -76,13 +76,9 @@ func explain(ctx context.Context, c *cli.Context, stdout io.Writer) error {
 	case file == "" && (c.IsSet("claim-id") || c.IsSet("line-number")):
 		return usagef("--claim-id and --line-number go with --claims")
 	}
-	var opts rates.Options
-	if s := c.String("system-default-rate"); s != "" {
-		d, err := rates.ParseDefaultRate(s)
-		if err != nil {
-			return &usageError{err}
-		}
-		opts.SystemDefault = &d
+	opts, err := pricingOptions(c)
+	if err != nil {
+		return err
 	}
 
 	var items []claims.Item
