@@ -159,12 +159,20 @@ func reprice(ctx context.Context, c *cli.Context, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
+	quiet := c.Bool("quiet")
+	var p *progress
+	if !quiet && isTerminal(stderr) {
+		p = newProgress(stderr, 0, time.Now)
+		cfg.Progress = p.update
+	}
 	started := time.Now()
 	sum, err := pipeline.Run(ctx, cfg)
+	if p != nil {
+		p.done()
+	}
 	if err != nil {
 		return err
 	}
-	quiet := c.Bool("quiet")
 	if !quiet {
 		fmt.Fprintf(stderr, "repricer: %d lines: %d priced, %d error exceptions, %d review exceptions; %d schedule issues; outputs in %s\n",
 			sum.Counts.InputLines, sum.Counts.PricedLines, sum.Counts.ErrorExceptions, sum.Counts.ReviewExceptions,
