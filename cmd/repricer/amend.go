@@ -39,7 +39,9 @@ func amendCommands() []*cli.Command {
 	return []*cli.Command{amendCommand(), importFeeScheduleCommand(), whatIfCommand()}
 }
 
-var todayFlag = &cli.StringFlag{Name: "today", Usage: "the date retroactivity is judged against, `YYYY-MM-DD` (default: today's date)"}
+func todayFlag() *cli.StringFlag {
+	return &cli.StringFlag{Name: "today", Usage: "the date retroactivity is judged against, `YYYY-MM-DD` (default: today's date)"}
+}
 
 func todayOf(c *cli.Context) (contracts.Date, error) {
 	s := c.String("today")
@@ -74,8 +76,8 @@ Example:
 			&cli.StringFlag{Name: "contracts", EnvVars: []string{"DATABASE_URL"}, Usage: "contract bundle `DIR` or postgres:// URL"},
 			&cli.StringFlag{Name: "amendment", Usage: "amendment `DIR` (amendment.csv, replace.csv, rates.csv)"},
 			&cli.StringFlag{Name: "out", Usage: "bundle `DIR` to write the amended schedule to (bundles only)"},
-			todayFlag,
-			dbTimeoutFlag,
+			todayFlag(),
+			dbTimeoutFlag(),
 		},
 		Action: func(c *cli.Context) error {
 			if c.NArg() > 0 {
@@ -364,8 +366,8 @@ Example:
 			&cli.StringFlag{Name: "reason", Usage: "amendment reason (default: fee schedule FILE effective DATE)"},
 			&cli.StringFlag{Name: "out", Usage: "bundle `DIR` to write the amended schedule to (bundles only)"},
 			&cli.StringFlag{Name: "report", Usage: "write the per-file import report as JSON to `FILE`"},
-			todayFlag,
-			dbTimeoutFlag,
+			todayFlag(),
+			dbTimeoutFlag(),
 		},
 		Action: importFeeSchedules,
 	}
@@ -618,8 +620,8 @@ Example:
 			&cli.StringSliceFlag{Name: "claims", Usage: "claim `FILE` (.csv or .parquet); repeat for several"},
 			&cli.StringFlag{Name: "out", Usage: "report `DIR` (created if missing)"},
 			&cli.StringFlag{Name: "system-default-rate", Usage: "as for reprice"},
-			todayFlag,
-			dbTimeoutFlag,
+			todayFlag(),
+			dbTimeoutFlag(),
 		},
 		Action: whatIf,
 	}

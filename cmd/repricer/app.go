@@ -100,7 +100,7 @@ Example:
 			&cli.StringFlag{Name: "compare-to", Usage: "a prior run's output `DIR`: also write an adjustment report (what changed, line by line, and why) into --out"},
 			&cli.StringFlag{Name: "compare-run", Usage: "like --compare-to, naming the prior run by its `RUN_ID` in the ledger"},
 			&cli.StringFlag{Name: "ledger", EnvVars: []string{"REPRICER_LEDGER"}, Usage: "where the run is recorded: a postgres:// URL or a JSON-lines `FILE`, or none (default: the contracts database, else repricer-ledger.jsonl beside --out)"},
-			dbTimeoutFlag,
+			dbTimeoutFlag(),
 		},
 		Action: func(c *cli.Context) error {
 			return reprice(c.Context, c, c.App.Writer, c.App.ErrWriter)
@@ -294,7 +294,7 @@ schedule cannot be read at all.`,
 			OnUsageError: onUsageError,
 			Flags: []cli.Flag{
 				&cli.StringFlag{Name: "contracts", EnvVars: []string{"DATABASE_URL"}, Usage: "contract bundle `DIR` or postgres:// URL"},
-				dbTimeoutFlag,
+				dbTimeoutFlag(),
 			},
 			Action: func(c *cli.Context) error {
 				if c.String("contracts") == "" {

@@ -43,7 +43,7 @@ Example:
 			&cli.StringFlag{Name: "today", Usage: "first day of the window, `YYYY-MM-DD` (default: today)"},
 			&cli.StringFlag{Name: "format", Value: "table", Usage: "table, csv or json"},
 			&cli.StringSliceFlag{Name: "runs", Usage: "prior run output `DIR` (with priced.csv); repeat for several"},
-			dbTimeoutFlag,
+			dbTimeoutFlag(),
 		},
 		Action: calendar,
 	}

@@ -21,8 +21,10 @@ func databaseFlag(name, usage string) *cli.StringFlag {
 	return &cli.StringFlag{Name: name, EnvVars: []string{"DATABASE_URL"}, Usage: usage + " (default: $DATABASE_URL)"}
 }
 
-var dbTimeoutFlag = &cli.DurationFlag{Name: "db-timeout", Value: postgres.DefaultStatementTimeout,
-	Usage: "longest a single database statement may run"}
+func dbTimeoutFlag() *cli.DurationFlag {
+	return &cli.DurationFlag{Name: "db-timeout", Value: postgres.DefaultStatementTimeout,
+		Usage: "longest a single database statement may run"}
+}
 
 func dbOptions(c *cli.Context) postgres.Options {
 	return postgres.Options{StatementTimeout: c.Duration("db-timeout")}
@@ -47,7 +49,7 @@ func dbCommand() *cli.Command {
 database named by --db or DATABASE_URL. Migrations already applied are
 skipped, so running it again is a no-op.`,
 			OnUsageError: onUsageError,
-			Flags:        []cli.Flag{databaseFlag("db", "database `URL`, e.g. postgres://repricer@localhost/contracts"), dbTimeoutFlag},
+			Flags:        []cli.Flag{databaseFlag("db", "database `URL`, e.g. postgres://repricer@localhost/contracts"), dbTimeoutFlag()},
 			Action: func(c *cli.Context) error {
 				db, err := openDB(c, "db")
 				if err != nil {
@@ -77,7 +79,7 @@ database accepts but a pricing run would reject are imported and listed as issue
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "from", Usage: "contract bundle `DIR` to import"},
 			databaseFlag("to", "database `URL`"),
-			dbTimeoutFlag,
+			dbTimeoutFlag(),
 		},
 		Action: func(c *cli.Context) error {
 			if c.String("from") == "" {
@@ -116,7 +118,7 @@ func exportCommand() *cli.Command {
 		Flags: []cli.Flag{
 			databaseFlag("from", "database `URL`"),
 			&cli.StringFlag{Name: "to", Usage: "bundle `DIR` to write (created if missing)"},
-			dbTimeoutFlag,
+			dbTimeoutFlag(),
 		},
 		Action: func(c *cli.Context) error {
 			if c.String("to") == "" {

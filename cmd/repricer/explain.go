@@ -51,7 +51,7 @@ line of the claim is explained):
 			&cli.StringSliceFlag{Name: "map", Usage: "input column mapping `CANONICAL=NAME` for --claims; repeat for several"},
 			&cli.BoolFlag{Name: "json", Usage: "print JSON (an object for one line, an array for a whole claim)"},
 			&cli.StringFlag{Name: "system-default-rate", Usage: "as for reprice, e.g. Percentage:60 or Amount:25.00"},
-			dbTimeoutFlag,
+			dbTimeoutFlag(),
 		},
 		Action: func(c *cli.Context) error {
 			return explain(c.Context, c, c.App.Writer)

@@ -79,7 +79,7 @@ Example:
 				&cli.BoolFlag{Name: "dry-run", Usage: "read Business Central and print the plan; write nothing, save no state"},
 				&cli.BoolFlag{Name: "force", Usage: "overwrite contracts and rates changed in Business Central since the last sync instead of reporting a conflict"},
 				&cli.StringFlag{Name: "report", Usage: "write the JSON report to `FILE` (- for standard output)"},
-				dbTimeoutFlag,
+				dbTimeoutFlag(),
 			},
 			Action: syncBC,
 		}},
