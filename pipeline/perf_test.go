@@ -11,7 +11,10 @@ import (
 )
 
 // TestProfileRun is a manual profiling hook: REPRICER_PROFILE_DIR names a
-// folder made by `repricer gen` (contracts/ and claims.csv).
+// folder made by `repricer gen` (contracts/ and claims.csv, or
+// claims.parquet with REPRICER_PROFILE_FORMAT=parquet):
+//
+//	REPRICER_PROFILE_DIR=DIR go test ./pipeline -run TestProfileRun -v -cpuprofile cpu.prof
 func TestProfileRun(t *testing.T) {
 	dir := os.Getenv("REPRICER_PROFILE_DIR")
 	if dir == "" {
@@ -22,7 +25,11 @@ func TestProfileRun(t *testing.T) {
 		t.Fatal(err)
 	}
 	e := rates.New(contracts.Validate(s), rates.Options{})
-	sum, err := Run(context.Background(), Config{Engine: e, Claims: []string{dir + "/claims.csv"}, OutDir: t.TempDir()})
+	claims, format := dir+"/claims.csv", "csv"
+	if f := os.Getenv("REPRICER_PROFILE_FORMAT"); f == "parquet" {
+		claims, format = dir+"/claims.parquet", f
+	}
+	sum, err := Run(context.Background(), Config{Engine: e, Claims: []string{claims}, Format: format, OutDir: t.TempDir()})
 	if err != nil {
 		t.Fatal(err)
 	}
