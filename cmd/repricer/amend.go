@@ -73,7 +73,7 @@ Example:
   repricer contracts amend --contracts contracts/ --amendment amend-2024-07/ --out contracts-amended/`,
 		OnUsageError: onUsageError,
 		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "contracts", EnvVars: []string{"DATABASE_URL"}, Usage: "contract bundle `DIR` or postgres:// URL"},
+			contractsFlag(),
 			&cli.StringFlag{Name: "amendment", Usage: "amendment `DIR` (amendment.csv, replace.csv, rates.csv)"},
 			&cli.StringFlag{Name: "out", Usage: "bundle `DIR` to write the amended schedule to (bundles only)"},
 			todayFlag(),
@@ -356,7 +356,7 @@ Example:
       --file physician_010114.csv --file physician_070114.csv --retroactive --out wa-amended/`,
 		OnUsageError: onUsageError,
 		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "contracts", EnvVars: []string{"DATABASE_URL"}, Usage: "contract bundle `DIR` or postgres:// URL"},
+			contractsFlag(),
 			&cli.StringFlag{Name: "contract", Usage: "contract `ID` the fees become rates of"},
 			&cli.StringSliceFlag{Name: "file", Usage: "fee-schedule CSV `FILE`; repeat, in effective-date order"},
 			&cli.StringFlag{Name: "effective", Usage: "effective `DATE` overriding the file's (one --file only)"},
@@ -615,11 +615,11 @@ Example:
       --claims claims-2024.csv --out what-if/`,
 		OnUsageError: onUsageError,
 		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "contracts", EnvVars: []string{"DATABASE_URL"}, Usage: "current contract bundle `DIR` or postgres:// URL"},
+			contractsFlag(),
 			&cli.StringFlag{Name: "proposed", Usage: "proposed bundle `DIR`, or amendment `DIR` (holds amendment.csv)"},
 			&cli.StringSliceFlag{Name: "claims", Usage: "claim `FILE` (.csv or .parquet); repeat for several"},
 			&cli.StringFlag{Name: "out", Usage: "report `DIR` (created if missing)"},
-			&cli.StringFlag{Name: "system-default-rate", Usage: "as for reprice"},
+			systemDefaultRateFlag(),
 			todayFlag(),
 			dbTimeoutFlag(),
 		},

@@ -88,14 +88,14 @@ Example:
       --claims testdata/sample/claims.csv --out out/`,
 		OnUsageError: onUsageError,
 		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "contracts", EnvVars: []string{"DATABASE_URL"}, Usage: "contract bundle `DIR` (contracts.csv, rates.csv, rate_kinds.csv) or a postgres:// URL (default: $DATABASE_URL)"},
+			contractsFlag(),
 			&cli.StringSliceFlag{Name: "claims", Usage: "claim `FILE` (.csv or .parquet; - for CSV on standard input); repeat for several"},
 			&cli.StringFlag{Name: "out", Usage: "output `DIR` (created if missing); - writes the priced lines to standard output and the other files to --side-out"},
 			&cli.StringFlag{Name: "side-out", Usage: "with --out -: the `DIR` for exceptions, schedule issues and the summary"},
 			&cli.StringFlag{Name: "format", Value: "csv", Usage: "output format: csv, parquet, or arrow (Arrow IPC stream)"},
 			&cli.IntFlag{Name: "workers", Usage: "pricing goroutines (default: one per CPU)"},
-			&cli.StringFlag{Name: "system-default-rate", Usage: "rate for lines no contract rate or contract default covers, e.g. Percentage:60 or Amount:25.00 (default: none, such lines are NO_RATE exceptions)"},
-			&cli.StringSliceFlag{Name: "map", Usage: "input column mapping `CANONICAL=NAME`, e.g. billed_amount=charge_amt; repeat for several"},
+			systemDefaultRateFlag(),
+			mapFlag(),
 			&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "print nothing on success"},
 			&cli.StringFlag{Name: "compare-to", Usage: "a prior run's output `DIR`: also write an adjustment report (what changed, line by line, and why) into --out"},
 			&cli.StringFlag{Name: "compare-run", Usage: "like --compare-to, naming the prior run by its `RUN_ID` in the ledger"},
@@ -254,6 +254,23 @@ func absPath(p string) string {
 	return p
 }
 
+// contractsFlag names the schedule: a bundle folder or a postgres:// URL.
+func contractsFlag() *cli.StringFlag {
+	return &cli.StringFlag{Name: "contracts", EnvVars: []string{"DATABASE_URL"},
+		Usage: "contract bundle `DIR` (contracts.csv, rates.csv, rate_kinds.csv) or a postgres:// URL (default: $DATABASE_URL)"}
+}
+
+// systemDefaultRateFlag is the tier-8 rate; pricingOptions reads it.
+func systemDefaultRateFlag() *cli.StringFlag {
+	return &cli.StringFlag{Name: "system-default-rate",
+		Usage: "rate for lines no contract rate or contract default covers, e.g. Percentage:60 or Amount:25.00 (default: none, such lines are NO_RATE exceptions)"}
+}
+
+// mapFlag renames input columns; parseMapping reads it.
+func mapFlag() *cli.StringSliceFlag {
+	return &cli.StringSliceFlag{Name: "map", Usage: "input column mapping `CANONICAL=NAME`, e.g. billed_amount=charge_amt; repeat for several"}
+}
+
 // pricingOptions reads --system-default-rate.
 func pricingOptions(c *cli.Context) (rates.Options, error) {
 	var opts rates.Options
@@ -293,7 +310,7 @@ Exit status 0 when nothing is rejected, 1 when something is, 2 when the
 schedule cannot be read at all.`,
 			OnUsageError: onUsageError,
 			Flags: []cli.Flag{
-				&cli.StringFlag{Name: "contracts", EnvVars: []string{"DATABASE_URL"}, Usage: "contract bundle `DIR` or postgres:// URL"},
+				contractsFlag(),
 				dbTimeoutFlag(),
 			},
 			Action: func(c *cli.Context) error {

@@ -38,7 +38,7 @@ Example:
   repricer contracts calendar --contracts testdata/sample/contracts --within 90d --today 2025-05-01`,
 		OnUsageError: onUsageError,
 		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "contracts", EnvVars: []string{"DATABASE_URL"}, Usage: "contract bundle `DIR` or postgres:// URL (default: $DATABASE_URL)"},
+			contractsFlag(),
 			&cli.StringFlag{Name: "within", Value: "90d", Usage: "window length: `N`d days or Nw weeks"},
 			&cli.StringFlag{Name: "today", Usage: "first day of the window, `YYYY-MM-DD` (default: today)"},
 			&cli.StringFlag{Name: "format", Value: "table", Usage: "table, csv or json"},

@@ -43,14 +43,14 @@ line of the claim is explained):
       --claims testdata/sample/claims.csv --claim-id CLM001013 --line-number 3`,
 		OnUsageError: onUsageError,
 		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "contracts", EnvVars: []string{"DATABASE_URL"}, Usage: "contract bundle `DIR` or postgres:// URL (default: $DATABASE_URL)"},
+			contractsFlag(),
 			&cli.StringFlag{Name: "line", Usage: "the line as `COLUMN=VALUE,...` pairs, e.g. vendor_id=V001,cpt_code=27450,service_date=2024-05-15,billed_amount=1000,modifiers=26 TC"},
 			&cli.StringFlag{Name: "claims", Usage: "claim `FILE` (.csv, .parquet or .pq) holding the claim"},
 			&cli.StringFlag{Name: "claim-id", Usage: "the claim to explain, with --claims"},
 			&cli.Int64Flag{Name: "line-number", Usage: "the line of the claim to explain (default: every line)"},
-			&cli.StringSliceFlag{Name: "map", Usage: "input column mapping `CANONICAL=NAME` for --claims; repeat for several"},
+			mapFlag(),
 			&cli.BoolFlag{Name: "json", Usage: "print JSON (an object for one line, an array for a whole claim)"},
-			&cli.StringFlag{Name: "system-default-rate", Usage: "as for reprice, e.g. Percentage:60 or Amount:25.00"},
+			systemDefaultRateFlag(),
 			dbTimeoutFlag(),
 		},
 		Action: func(c *cli.Context) error {
