@@ -138,40 +138,13 @@ func (t *tally) reset() {
 
 // merge adds o into t.
 func (t *tally) merge(o *tally) {
-	c, oc := &t.counts, &o.counts
-	c.InputLines += oc.InputLines
-	c.PricedLines += oc.PricedLines
-	c.ErrorExceptions += oc.ErrorExceptions
-	c.ReviewExceptions += oc.ReviewExceptions
-	s, os := &t.totals, &o.totals
-	s.BilledInput += os.BilledInput
-	s.BilledPriced += os.BilledPriced
-	s.BilledErrors += os.BilledErrors
-	s.AllowedBeforeStopLoss += os.AllowedBeforeStopLoss
-	s.StopLossReduction += os.StopLossReduction
-	s.Allowed += os.Allowed
-	s.AdminFee += os.AdminFee
-	s.NetPayable += os.NetPayable
-	for id, oct := range o.byContract {
-		ct := t.byContract[id]
-		if ct == nil {
-			ct = &ContractTotals{ContractID: oct.ContractID, ContractNumber: oct.ContractNumber}
-			t.byContract[id] = ct
-		}
-		ct.Lines += oct.Lines
-		ct.Billed += oct.Billed
-		ct.AllowedBeforeStopLoss += oct.AllowedBeforeStopLoss
-		ct.StopLossReduction += oct.StopLossReduction
-		ct.Allowed += oct.Allowed
-		ct.AdminFee += oct.AdminFee
-		ct.NetPayable += oct.NetPayable
+	t.counts.add(&o.counts)
+	t.totals.add(&o.totals)
+	for _, oct := range o.byContract {
+		t.contract(oct.ContractID, oct.ContractNumber).add(oct)
 	}
 	for code, oct := range o.byCode {
-		ct := t.byCode[code]
-		if ct == nil {
-			ct = &CodeTotals{Code: oct.Code, Severity: oct.Severity}
-			t.byCode[code] = ct
-		}
+		ct := t.code(code)
 		ct.Lines += oct.Lines
 		ct.Billed += oct.Billed
 	}
@@ -186,23 +159,10 @@ func (t *tally) add(it *claims.Item) {
 	if r.Priced() {
 		t.counts.PricedLines++
 		t.totals.BilledPriced += l.Billed
-		t.totals.AllowedBeforeStopLoss += r.AllowedBeforeStopLoss
-		t.totals.StopLossReduction += r.StopLossReduction
-		t.totals.Allowed += r.Allowed
-		t.totals.AdminFee += r.AdminFee
-		t.totals.NetPayable += r.NetPayable
-		ct := t.byContract[r.Contract.ID]
-		if ct == nil {
-			ct = &ContractTotals{ContractID: r.Contract.ID, ContractNumber: r.Contract.Number}
-			t.byContract[r.Contract.ID] = ct
-		}
-		ct.Lines++
-		ct.Billed += l.Billed
-		ct.AllowedBeforeStopLoss += r.AllowedBeforeStopLoss
-		ct.StopLossReduction += r.StopLossReduction
-		ct.Allowed += r.Allowed
-		ct.AdminFee += r.AdminFee
-		ct.NetPayable += r.NetPayable
+		line := ContractTotals{Lines: 1, Billed: l.Billed, AllowedBeforeStopLoss: r.AllowedBeforeStopLoss,
+			StopLossReduction: r.StopLossReduction, Allowed: r.Allowed, AdminFee: r.AdminFee, NetPayable: r.NetPayable}
+		t.totals.addAmounts(&line)
+		t.contract(r.Contract.ID, r.Contract.Number).add(&line)
 		t.codes = r.Flags.ReviewCodes(t.codes[:0])
 	} else {
 		t.counts.ErrorExceptions++
@@ -212,11 +172,7 @@ func (t *tally) add(it *claims.Item) {
 		t.codes = append(t.codes[:0], r.Code)
 	}
 	for _, c := range t.codes {
-		ct := t.byCode[c]
-		if ct == nil {
-			ct = &CodeTotals{Code: c.String(), Severity: c.Severity()}
-			t.byCode[c] = ct
-		}
+		ct := t.code(c)
 		ct.Lines++
 		if l.BilledOK {
 			ct.Billed += l.Billed
@@ -225,6 +181,61 @@ func (t *tally) add(it *claims.Item) {
 			t.counts.ReviewExceptions++
 		}
 	}
+}
+
+func (t *tally) contract(id, number string) *ContractTotals {
+	ct := t.byContract[id]
+	if ct == nil {
+		ct = &ContractTotals{ContractID: id, ContractNumber: number}
+		t.byContract[id] = ct
+	}
+	return ct
+}
+
+func (t *tally) code(c claims.Code) *CodeTotals {
+	ct := t.byCode[c]
+	if ct == nil {
+		ct = &CodeTotals{Code: c.String(), Severity: c.Severity()}
+		t.byCode[c] = ct
+	}
+	return ct
+}
+
+func (c *Counts) add(o *Counts) {
+	c.InputLines += o.InputLines
+	c.PricedLines += o.PricedLines
+	c.ErrorExceptions += o.ErrorExceptions
+	c.ReviewExceptions += o.ReviewExceptions
+}
+
+func (s *Totals) add(o *Totals) {
+	s.BilledInput += o.BilledInput
+	s.BilledPriced += o.BilledPriced
+	s.BilledErrors += o.BilledErrors
+	s.AllowedBeforeStopLoss += o.AllowedBeforeStopLoss
+	s.StopLossReduction += o.StopLossReduction
+	s.Allowed += o.Allowed
+	s.AdminFee += o.AdminFee
+	s.NetPayable += o.NetPayable
+}
+
+// addAmounts adds the pricing amounts of a priced line (or lines).
+func (s *Totals) addAmounts(o *ContractTotals) {
+	s.AllowedBeforeStopLoss += o.AllowedBeforeStopLoss
+	s.StopLossReduction += o.StopLossReduction
+	s.Allowed += o.Allowed
+	s.AdminFee += o.AdminFee
+	s.NetPayable += o.NetPayable
+}
+
+func (ct *ContractTotals) add(o *ContractTotals) {
+	ct.Lines += o.Lines
+	ct.Billed += o.Billed
+	ct.AllowedBeforeStopLoss += o.AllowedBeforeStopLoss
+	ct.StopLossReduction += o.StopLossReduction
+	ct.Allowed += o.Allowed
+	ct.AdminFee += o.AdminFee
+	ct.NetPayable += o.NetPayable
 }
 
 // fill copies the tally into s, sorted, and checks the books against what
