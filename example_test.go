@@ -8,6 +8,12 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/arrow-go/v18/arrow/decimal128"
+	"github.com/apache/arrow-go/v18/arrow/memory"
 
 	"github.com/repricer/repricer"
 	"github.com/repricer/repricer/claims"
@@ -232,4 +238,66 @@ func ExampleSchedule_Calendar() {
 	// 2025-05-31 renewal_notice_deadline C005
 	// 2025-06-30 auto_renewal C004
 	// 2025-06-30 expiration C005
+}
+
+func ExampleEngine_PriceCSV() {
+	eng := sample()
+	in := "claim_id,line_number,vendor_id,cpt_code,service_date,billed_amount\n" +
+		"A1,1,V001,27450,2024-05-15,1000.00\n" +
+		"A1,2,V999,27450,2024-05-15,50.00\n"
+	var priced, exceptions strings.Builder
+	sum, err := eng.PriceCSV(context.Background(), strings.NewReader(in), &priced, &exceptions, repricer.StreamOptions{})
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(sum.Counts.PricedLines, "priced,", sum.Counts.ErrorExceptions, "error exception, books balanced:", sum.Books.Balanced)
+	fmt.Print(strings.SplitAfter(priced.String(), "\n")[1])
+	// Output:
+	// 1 priced, 1 error exception, books balanced: true
+	// A1,1,V001,,,27450,,,,,2024-05-15,1,1000.00,,C001,CON-2024-00001,1007,CPT,3,Percentage,95.00,1,950.00,0.00,950.00,33.25,916.75,
+}
+
+func ExampleEngine_PriceRecords() {
+	eng := sample()
+	mem := memory.DefaultAllocator
+	schema := arrow.NewSchema([]arrow.Field{
+		{Name: "claim_id", Type: arrow.BinaryTypes.String},
+		{Name: "line_number", Type: arrow.PrimitiveTypes.Int64},
+		{Name: "vendor_id", Type: arrow.BinaryTypes.String},
+		{Name: "cpt_code", Type: arrow.BinaryTypes.String},
+		{Name: "service_date", Type: arrow.FixedWidthTypes.Date32},
+		{Name: "billed_amount", Type: &arrow.Decimal128Type{Precision: 18, Scale: 2}},
+	}, nil)
+	b := array.NewRecordBuilder(mem, schema)
+	defer b.Release()
+	b.Field(0).(*array.StringBuilder).AppendValues([]string{"A1", "A1"}, nil)
+	b.Field(1).(*array.Int64Builder).AppendValues([]int64{1, 2}, nil)
+	b.Field(2).(*array.StringBuilder).AppendValues([]string{"V001", "V001"}, nil)
+	b.Field(3).(*array.StringBuilder).AppendValues([]string{"27450", "73560"}, nil)
+	day := arrow.Date32FromTime(time.Date(2024, 5, 15, 0, 0, 0, 0, time.UTC))
+	b.Field(4).(*array.Date32Builder).AppendValues([]arrow.Date32{day, day}, nil)
+	b.Field(5).(*array.Decimal128Builder).AppendValues([]decimal128.Num{decimal128.FromI64(100000), decimal128.FromI64(21000)}, nil)
+	rec := b.NewRecordBatch()
+	defer rec.Release()
+	rr, err := array.NewRecordReader(schema, []arrow.RecordBatch{rec})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer rr.Release()
+
+	var allowed []string
+	collect := func(r arrow.RecordBatch) error {
+		col := r.Column(int(r.Schema().FieldIndices("allowed_amount")[0])).(*array.Decimal128)
+		for i := 0; i < col.Len(); i++ {
+			allowed = append(allowed, money.Cents(col.Value(i).LowBits()).String())
+		}
+		return nil
+	}
+	sum, err := eng.PriceRecords(context.Background(), rr, collect, func(arrow.RecordBatch) error { return nil }, repricer.StreamOptions{})
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(sum.Counts.PricedLines, "priced; allowed:", strings.Join(allowed, ", "))
+	// Output:
+	// 2 priced; allowed: 950.00, 145.50
 }

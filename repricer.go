@@ -32,8 +32,13 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
+
 	"github.com/repricer/repricer/claims"
 	"github.com/repricer/repricer/connectors/bundle"
+	"github.com/repricer/repricer/connectors/claimcsv"
+	"github.com/repricer/repricer/connectors/claimparquet"
 	"github.com/repricer/repricer/connectors/postgres"
 	"github.com/repricer/repricer/contracts"
 	"github.com/repricer/repricer/pipeline"
@@ -266,6 +271,62 @@ func (e *Engine) Run(ctx context.Context, cfg RunConfig) (*Summary, error) {
 		return nil, fmt.Errorf("repricing run: %w", err)
 	}
 	return sum, nil
+}
+
+// StreamOptions tune PriceCSV and PriceRecords.
+type StreamOptions struct {
+	// Mapping renames input columns: canonical name -> name in the input.
+	Mapping map[string]string
+	// Buffered holds all lines in memory and groups claims itself, for
+	// input whose claims may be scattered. Without it memory stays bounded
+	// and a scattered claim fails the call with pipeline.ErrUngrouped.
+	Buffered bool
+	// Workers pricing in parallel; 0 means one per CPU.
+	Workers int
+}
+
+// PriceCSV prices the CSV claim lines read from in and writes the priced
+// lines and the exceptions as CSV to priced and exceptions, touching no
+// file: for ETL jobs that stream. Rows are written as they are priced, so
+// when PriceCSV fails (for example the books do not balance) the caller
+// must discard what it received.
+func (e *Engine) PriceCSV(ctx context.Context, in io.Reader, priced, exceptions io.Writer, opts StreamOptions) (*Summary, error) {
+	r, err := claimcsv.NewReader(in, "input", opts.Mapping)
+	if err != nil {
+		return nil, err
+	}
+	w, err := claimcsv.NewWriter(priced, exceptions)
+	if err != nil {
+		return nil, err
+	}
+	return e.stream(ctx, r, w, opts)
+}
+
+// PriceRecords prices claim lines held as Arrow record batches (columns
+// named as in the claim files; see docs/parquet.md for the accepted types)
+// and hands the priced and exception rows back as record batches of
+// claimparquet.PricedSchema and ExceptionSchema. Each batch is released
+// when the function it is given to returns; Retain it to keep it.
+func (e *Engine) PriceRecords(ctx context.Context, rr array.RecordReader, priced, exceptions func(arrow.RecordBatch) error, opts StreamOptions) (*Summary, error) {
+	r, err := claimparquet.NewRecordReader(ctx, rr, "records", opts.Mapping)
+	if err != nil {
+		return nil, err
+	}
+	defer r.Close()
+	w, err := claimparquet.NewRecordWriter(priced, exceptions)
+	if err != nil {
+		return nil, err
+	}
+	return e.stream(ctx, r, w, opts)
+}
+
+func (e *Engine) stream(ctx context.Context, r pipeline.LineReader, w pipeline.ResultWriter, opts StreamOptions) (*Summary, error) {
+	sc := pipeline.StreamConfig{Engine: e.eng, Sources: []pipeline.LineReader{r}, Writer: w,
+		Buffered: opts.Buffered, Workers: opts.Workers, ReferenceSource: e.sched.source}
+	if e.opts.SystemDefault != nil {
+		sc.SystemDefaultRate = e.opts.SystemDefault.String()
+	}
+	return pipeline.Stream(ctx, sc)
 }
 
 // LineError is a ParseLine input that cannot be priced: an unknown column

@@ -135,11 +135,10 @@ func openInputs(ctx context.Context, names []string, stdin io.Reader, mapping ma
 }
 
 // rewind forgets what a previous pass counted.
-func (s *inputSet) rewind() error {
+func (s *inputSet) rewind() {
 	for _, in := range s.inputs {
 		in.lines, in.hash, in.size = 0, "", 0
 	}
-	return nil
 }
 
 // each opens the inputs in order and hands each one's reader to fn,

@@ -83,9 +83,14 @@ type preEncoder interface {
 	WriteEncoded(ctx context.Context, enc *[2][]byte) error
 }
 
+// lineSource hands the run's inputs, in order, to a reading stage.
+type lineSource interface {
+	each(ctx context.Context, fn func(LineReader) error) error
+}
+
 type run struct {
 	cfg     Config
-	inputs  *inputSet
+	inputs  lineSource
 	summary Summary
 	tally   *tally
 	// Counted by the reader, checked against the tally.
@@ -101,12 +106,7 @@ type run struct {
 // the summary is returned; on any error nothing is published.
 func Run(ctx context.Context, cfg Config) (*Summary, error) {
 	start := time.Now()
-	if cfg.Workers <= 0 {
-		cfg.Workers = runtime.GOMAXPROCS(0)
-	}
-	if cfg.BatchSize <= 0 {
-		cfg.BatchSize = 2048
-	}
+	cfg.defaults()
 	out, err := lookupFormat(cfg.Format)
 	if err != nil {
 		return nil, err
@@ -128,19 +128,15 @@ func Run(ctx context.Context, cfg Config) (*Summary, error) {
 		}
 	}()
 
-	r := &run{cfg: cfg, inputs: inputs}
+	r := newRun(cfg, inputs, out.name)
 	v := cfg.Engine.Schedule()
-	r.summary.Settings = Settings{Format: out.name, SystemDefaultRate: cfg.SystemDefaultRate, Mode: "streaming"}
-	r.summary.Reference = ReferenceSummary{
-		Source: cfg.ReferenceSource, Fingerprint: v.Fingerprint,
-		Contracts: len(v.Contracts), RejectedContracts: len(v.Rejected), Rates: len(v.Rates), Issues: len(v.Issues),
-	}
 
 	err = r.pass(ctx, st, out, r.stream)
 	if errors.Is(err, errUngrouped) {
 		if err := st.reset(); err != nil {
 			return nil, err
 		}
+		inputs.rewind()
 		r.summary.Settings.Mode = "buffered"
 		err = r.pass(ctx, st, out, r.buffered)
 	}
@@ -151,14 +147,7 @@ func Run(ctx context.Context, cfg Config) (*Summary, error) {
 		return nil, err
 	}
 	r.summary.Inputs = inputs.summaries()
-	total := time.Since(start)
-	r.summary.Timings = Timings{
-		Workers: cfg.Workers, ReadSeconds: r.readDur.Seconds(), PriceSeconds: r.priceDur.Seconds(),
-		WriteSeconds: r.writeDur.Seconds(), TotalSeconds: total.Seconds(),
-	}
-	if s := total.Seconds(); s > 0 {
-		r.summary.Timings.LinesPerSecond = float64(r.summary.Counts.InputLines) / s
-	}
+	r.timings(start)
 	f, err := st.create(SummaryFile)
 	if err != nil {
 		return nil, err
@@ -178,14 +167,113 @@ func Run(ctx context.Context, cfg Config) (*Summary, error) {
 	return &r.summary, nil
 }
 
+func (cfg *Config) defaults() {
+	if cfg.Workers <= 0 {
+		cfg.Workers = runtime.GOMAXPROCS(0)
+	}
+	if cfg.BatchSize <= 0 {
+		cfg.BatchSize = 2048
+	}
+}
+
+func newRun(cfg Config, inputs lineSource, format string) *run {
+	r := &run{cfg: cfg, inputs: inputs}
+	v := cfg.Engine.Schedule()
+	r.summary.Settings = Settings{Format: format, SystemDefaultRate: cfg.SystemDefaultRate, Mode: "streaming"}
+	r.summary.Reference = ReferenceSummary{
+		Source: cfg.ReferenceSource, Fingerprint: v.Fingerprint,
+		Contracts: len(v.Contracts), RejectedContracts: len(v.Rejected), Rates: len(v.Rates), Issues: len(v.Issues),
+	}
+	return r
+}
+
+func (r *run) timings(start time.Time) {
+	total := time.Since(start)
+	r.summary.Timings = Timings{
+		Workers: r.cfg.Workers, ReadSeconds: r.readDur.Seconds(), PriceSeconds: r.priceDur.Seconds(),
+		WriteSeconds: r.writeDur.Seconds(), TotalSeconds: total.Seconds(),
+	}
+	if s := total.Seconds(); s > 0 {
+		r.summary.Timings.LinesPerSecond = float64(r.summary.Counts.InputLines) / s
+	}
+}
+
+// ErrUngrouped reports that Stream met a claim whose lines are not
+// contiguous in its input; Stream cannot read its input twice, so such
+// input needs StreamConfig.Buffered (or a file run, which falls back to
+// buffering by itself).
+var ErrUngrouped = errors.New("the input's claims are not grouped: a claim's lines must be contiguous (sort by claim_id, or set Buffered)")
+
+// StreamConfig describes a run over readers and writers the caller owns,
+// for embedding: nothing touches the file system.
+type StreamConfig struct {
+	Engine *rates.Engine
+	// Sources are read in order, as one input.
+	Sources []LineReader
+	// Writer receives priced lines and exceptions; Stream calls its Close.
+	Writer ResultWriter
+	// Buffered holds every line in memory and groups claims itself, for
+	// input whose claims may be scattered; otherwise memory stays bounded
+	// and scattered claims fail with ErrUngrouped.
+	Buffered          bool
+	Workers           int
+	BatchSize         int
+	ReferenceSource   string
+	SystemDefaultRate string
+	Progress          func(lines int64)
+}
+
+// Stream prices every line of the sources into the writer and checks the
+// books. Unlike Run it publishes nothing atomically: rows reach the writer
+// as they are priced, so a caller must discard them when Stream fails.
+func Stream(ctx context.Context, sc StreamConfig) (*Summary, error) {
+	start := time.Now()
+	cfg := Config{Engine: sc.Engine, Workers: sc.Workers, BatchSize: sc.BatchSize, ReferenceSource: sc.ReferenceSource,
+		SystemDefaultRate: sc.SystemDefaultRate, Progress: sc.Progress}
+	cfg.defaults()
+	r := newRun(cfg, readerList(sc.Sources), "stream")
+	r.tally = newTally()
+	process := r.stream
+	if sc.Buffered {
+		r.summary.Settings.Mode = "buffered"
+		process = r.buffered
+	}
+	if err := process(ctx, sc.Writer); err != nil {
+		if errors.Is(err, errUngrouped) {
+			return nil, ErrUngrouped
+		}
+		return nil, err
+	}
+	if err := sc.Writer.Close(); err != nil {
+		return nil, fmt.Errorf("write outputs: %w", err)
+	}
+	if err := r.tally.fill(&r.summary, r.readLines, r.readBilled); err != nil {
+		return nil, err
+	}
+	r.timings(start)
+	return &r.summary, nil
+}
+
+// readerList is a lineSource over readers the caller opened.
+type readerList []LineReader
+
+func (rl readerList) each(ctx context.Context, fn func(LineReader) error) error {
+	for _, lr := range rl {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if err := fn(lr); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // pass runs one way of processing the inputs into freshly staged outputs.
 func (r *run) pass(ctx context.Context, st *staging, out outputFormat, process func(context.Context, ResultWriter) error) error {
 	r.tally = newTally()
 	r.readLines, r.readBilled = 0, 0
 	r.readDur, r.priceDur, r.writeDur = 0, 0, 0
-	if err := r.inputs.rewind(); err != nil {
-		return err
-	}
 	pf, err := st.create("priced." + out.ext)
 	if err != nil {
 		return err

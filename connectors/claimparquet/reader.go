@@ -73,7 +73,8 @@ func (e *ReadError) Unwrap() error { return e.Err }
 type column struct {
 	field claims.Field
 	name  string
-	leaf  int
+	leaf  int // the Parquet leaf column (files only)
+	index int // the column's position in the record batches
 	data  string
 	off   []int
 }
@@ -85,12 +86,14 @@ type column struct {
 type Reader struct {
 	ctx  context.Context
 	name string
-	rr   pqarrow.RecordReader // nil when the file has no rows
-	cols []column             // in the order of the record batches' columns
-	n, i int                  // rows in the current batch, next row
+	rr   array.RecordReader // nil when the file has no rows
+	cols []column           // in the order of the record batches' columns
+	n, i int                // rows in the current batch, next row
 	row  int64
 	err  error // sticky: io.EOF or the first failure
 	buf  []byte
+	// borrowed: rr belongs to the caller (NewRecordReader), not released here.
+	borrowed bool
 }
 
 // NewReader opens the Parquet file f (an *os.File, a *bytes.Reader, …)
@@ -157,7 +160,7 @@ func NewReader(ctx context.Context, f parquet.ReaderAtSeeker, name string, mappi
 		if reason := checkType(f, sf.Field.Type); reason != "" {
 			return nil, &SchemaError{File: name, Column: sf.Field.Name, Type: sf.Field.Type.String(), Reason: reason}
 		}
-		rd.cols = append(rd.cols, column{field: f, name: sf.Field.Name, leaf: sf.ColIndex})
+		rd.cols = append(rd.cols, column{field: f, name: sf.Field.Name, leaf: sf.ColIndex, index: len(rd.cols)})
 	}
 	for _, f := range claims.Required {
 		if !found[f] {
@@ -197,6 +200,46 @@ func NewReader(ctx context.Context, f parquet.ReaderAtSeeker, name string, mappi
 	return rd, nil
 }
 
+// NewRecordReader reads claim lines from Arrow record batches, for callers
+// that hold claims in memory (an ETL job's own Arrow data) rather than in a
+// file. Columns are matched and checked as NewReader does; columns that are
+// not canonical are ignored. The reader does not release rr.
+func NewRecordReader(ctx context.Context, rr array.RecordReader, name string, mapping map[string]string) (*Reader, error) {
+	want := map[string]claims.Field{}
+	for f, n := range claims.FieldNames {
+		if m, ok := mapping[n]; ok {
+			n = m
+		}
+		want[strings.ToLower(strings.TrimSpace(n))] = claims.Field(f)
+	}
+	rd := &Reader{ctx: ctx, name: name, rr: rr, borrowed: true}
+	var found [claims.NumFields]bool
+	for i, af := range rr.Schema().Fields() {
+		f, ok := want[strings.ToLower(strings.TrimSpace(af.Name))]
+		if !ok {
+			continue
+		}
+		if found[f] {
+			return nil, &SchemaError{File: name, Column: af.Name, Type: af.Type.String(), Reason: "appears twice"}
+		}
+		found[f] = true
+		if reason := checkType(f, af.Type); reason != "" {
+			return nil, &SchemaError{File: name, Column: af.Name, Type: af.Type.String(), Reason: reason}
+		}
+		rd.cols = append(rd.cols, column{field: f, name: af.Name, index: i})
+	}
+	for _, f := range claims.Required {
+		if !found[f] {
+			col := f.String()
+			if m, ok := mapping[col]; ok {
+				col = m + " (mapped to " + f.String() + ")"
+			}
+			return nil, &SchemaError{File: name, Column: col, Reason: "required column is missing"}
+		}
+	}
+	return rd, nil
+}
+
 // Read reads the next row into l: its values as text in l.Raw, its source
 // (1-based row number in the file) and its parsed fields. A value that does
 // not parse makes the line invalid (INVALID_ROW), exactly as in a CSV file.
@@ -228,10 +271,10 @@ func (rd *Reader) Read(l *claims.Line) error {
 // Close releases the Arrow memory of the reader. It does not close the
 // file given to NewReader.
 func (rd *Reader) Close() error {
-	if rd.rr != nil {
+	if rd.rr != nil && !rd.borrowed {
 		rd.rr.Release()
-		rd.rr = nil
 	}
+	rd.rr = nil
 	if rd.err == nil {
 		rd.err = errors.New(rd.name + ": reader is closed")
 	}
@@ -265,7 +308,7 @@ func (rd *Reader) next() (err error) {
 			continue
 		}
 		for k := range rd.cols {
-			arr := rec.Column(k)
+			arr := rec.Column(rd.cols[k].index)
 			if arr.Len() != n {
 				return &ReadError{File: rd.name, Err: fmt.Errorf("column %s has %d values in a batch of %d rows", rd.cols[k].name, arr.Len(), n)}
 			}

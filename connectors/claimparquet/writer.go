@@ -98,7 +98,14 @@ type recordWriter interface {
 var (
 	_ recordWriter = (*pqarrow.FileWriter)(nil)
 	_ recordWriter = (*ipc.Writer)(nil)
+	_ recordWriter = recordFunc(nil)
 )
+
+// recordFunc hands each record batch to a caller.
+type recordFunc func(arrow.RecordBatch) error
+
+func (f recordFunc) Write(rec arrow.RecordBatch) error { return f(rec) }
+func (f recordFunc) Close() error                      { return nil }
 
 // table is one output file being written.
 type table struct {
@@ -118,6 +125,11 @@ func (b bufWriter) Write(p []byte) (int, error) { return b.w.Write(p) }
 
 func newTable(name string, w io.Writer, sc *arrow.Schema, arrowIPC bool) (*table, error) {
 	mem := memory.DefaultAllocator
+	if fn, ok := w.(recordSink); ok {
+		t := &table{name: name, fw: recordFunc(fn.fn)}
+		t.initBuilders(mem, sc)
+		return t, nil
+	}
 	if arrowIPC {
 		t := &table{name: name, bw: bufio.NewWriterSize(w, 1<<20)}
 		t.fw = ipc.NewWriter(bufWriter{t.bw}, ipc.WithSchema(sc), ipc.WithAllocator(mem))
@@ -181,6 +193,9 @@ func (t *table) close() error {
 	if err != nil {
 		return err
 	}
+	if t.bw == nil {
+		return nil
+	}
 	if err := t.bw.Flush(); err != nil {
 		return &WriteError{File: t.name, Err: err}
 	}
@@ -218,6 +233,21 @@ func NewWriter(priced, exceptions io.Writer) (*Writer, error) {
 // Parquet files, with the same schemas.
 func NewArrowWriter(priced, exceptions io.Writer) (*Writer, error) {
 	return newWriter(priced, exceptions, true)
+}
+
+// NewRecordWriter is NewWriter for callers that want the priced and
+// exception rows as Arrow record batches (PricedSchema, ExceptionSchema)
+// rather than bytes: each batch is handed to priced or exceptions and
+// released when the function returns (Retain it to keep it).
+func NewRecordWriter(priced, exceptions func(arrow.RecordBatch) error) (*Writer, error) {
+	return newWriter(recordSink{priced}, recordSink{exceptions}, true)
+}
+
+// recordSink carries a record callback through newWriter's io.Writer slot.
+type recordSink struct{ fn func(arrow.RecordBatch) error }
+
+func (recordSink) Write([]byte) (int, error) {
+	return 0, errors.New("claimparquet: a record sink takes records, not bytes")
 }
 
 func newWriter(priced, exceptions io.Writer, arrowIPC bool) (*Writer, error) {
