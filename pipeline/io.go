@@ -40,6 +40,7 @@ var (
 	_ ResultWriter = (*claimcsv.Writer)(nil)
 	_ LineReader   = (*claimparquet.Reader)(nil)
 	_ ResultWriter = (*claimparquet.Writer)(nil)
+	_ ResultWriter = (*claimparquet.FileWriter)(nil)
 )
 
 // UsageError is a run configuration that cannot work (exit status 2).

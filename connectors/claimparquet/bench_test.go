@@ -19,6 +19,7 @@ import (
 
 	"github.com/repricer/repricer/claims"
 	"github.com/repricer/repricer/connectors/claimparquet"
+	"github.com/repricer/repricer/pipeline"
 )
 
 const benchRows = 1 << 20
@@ -120,28 +121,39 @@ func BenchmarkRead(b *testing.B) {
 }
 
 // BenchmarkWrite writes 1M items (90% priced, 10% exceptions, 10% of the
-// priced with two review exceptions) and reports rows/s (input items).
+// priced with two review exceptions) and reports rows/s (input items), with
+// the parquet-go writer NewWriter uses and, as the baseline, Arrow records
+// encoded by pqarrow.
 func BenchmarkWrite(b *testing.B) {
 	items := genItems(benchRows)
-	b.ReportAllocs()
-	b.ResetTimer()
-	var size int
-	for range b.N {
-		var p, e bytes.Buffer
-		w, err := claimparquet.NewWriter(&p, &e)
-		if err != nil {
-			b.Fatal(err)
-		}
-		for i := 0; i < len(items); i += 2048 {
-			if err := w.Write(context.Background(), items[i:min(i+2048, len(items))]); err != nil {
-				b.Fatal(err)
+	for _, bc := range []struct {
+		name string
+		new  func(p, e io.Writer) (pipeline.ResultWriter, error)
+	}{
+		{"parquet-go", func(p, e io.Writer) (pipeline.ResultWriter, error) { return claimparquet.NewWriter(p, e) }},
+		{"arrow-pqarrow-baseline", func(p, e io.Writer) (pipeline.ResultWriter, error) { return claimparquet.NewArrowParquetWriter(p, e) }},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			b.ReportAllocs()
+			var size int
+			for range b.N {
+				var p, e bytes.Buffer
+				w, err := bc.new(&p, &e)
+				if err != nil {
+					b.Fatal(err)
+				}
+				for i := 0; i < len(items); i += 2048 {
+					if err := w.Write(context.Background(), items[i:min(i+2048, len(items))]); err != nil {
+						b.Fatal(err)
+					}
+				}
+				if err := w.Close(); err != nil {
+					b.Fatal(err)
+				}
+				size = p.Len() + e.Len()
 			}
-		}
-		if err := w.Close(); err != nil {
-			b.Fatal(err)
-		}
-		size = p.Len() + e.Len()
+			b.ReportMetric(float64(benchRows)*float64(b.N)/b.Elapsed().Seconds(), "rows/s")
+			b.ReportMetric(float64(size), "out-bytes")
+		})
 	}
-	b.ReportMetric(float64(benchRows)*float64(b.N)/b.Elapsed().Seconds(), "rows/s")
-	b.ReportMetric(float64(size), "out-bytes")
 }

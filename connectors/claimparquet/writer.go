@@ -221,18 +221,18 @@ type Writer struct {
 	pFirstResult, eFirstRaw int
 }
 
-// NewWriter returns a Writer of the priced lines to priced and of the
-// exceptions to exceptions. Close must be called to finish both files; it
-// does not close priced or exceptions.
-func NewWriter(priced, exceptions io.Writer) (*Writer, error) {
-	return newWriter(priced, exceptions, false)
-}
-
 // NewArrowWriter is NewWriter for Arrow IPC streams (the format of
 // arrow.ipc.RecordBatchStreamReader and pyarrow.ipc.open_stream) instead of
 // Parquet files, with the same schemas.
 func NewArrowWriter(priced, exceptions io.Writer) (*Writer, error) {
 	return newWriter(priced, exceptions, true)
+}
+
+// NewArrowParquetWriter writes Parquet files by building Arrow records and
+// encoding them with pqarrow: the slower path NewWriter replaced, kept as
+// the baseline of BenchmarkWrite.
+func NewArrowParquetWriter(priced, exceptions io.Writer) (*Writer, error) {
+	return newWriter(priced, exceptions, false)
 }
 
 // NewRecordWriter is NewWriter for callers that want the priced and
