@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/repricer/repricer/adjust"
 	"github.com/repricer/repricer/nightly"
 )
 
@@ -163,7 +164,13 @@ func TestRun(t *testing.T) {
 	cfg := f.config(out)
 	var logs bytes.Buffer
 	log := slog.New(slog.NewJSONHandler(&logs, nil))
-	res, err := nightly.Run(context.Background(), cfg, nightly.Options{Date: runDate, Logger: log, RunID: "run-1"})
+	noDatabase := func(k string) string { // the test binary's DATABASE_URL names an unmigrated server
+		if k == "DATABASE_URL" {
+			return ""
+		}
+		return os.Getenv(k)
+	}
+	res, err := nightly.Run(context.Background(), cfg, nightly.Options{Date: runDate, Logger: log, RunID: "run-1", Getenv: noDatabase})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -187,6 +194,11 @@ func TestRun(t *testing.T) {
 	}
 	if l := leftovers(t, dir); len(l) > 0 {
 		t.Errorf("left behind: %v", l)
+	}
+	// Without a database the run is recorded in the ledger file beside the
+	// output folder, so that reprice --compare-run can find it.
+	if rec, err := adjust.GetRunFile(context.Background(), filepath.Join(out, "repricer-ledger.jsonl"), "run-1"); err != nil || rec.OutputLocation != dir {
+		t.Errorf("ledger entry %+v, %v\n%s", rec, err, logs.String())
 	}
 	html := mustRead(t, filepath.Join(dir, "report.html"))
 	if !strings.Contains(html, "Exception examples") || !strings.Contains(html, "<svg") {

@@ -17,6 +17,7 @@ import (
 	"github.com/jmoiron/sqlx"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/repricer/repricer/adjust"
 	"github.com/repricer/repricer/connectors/bundle"
 	"github.com/repricer/repricer/connectors/postgres"
 	"github.com/repricer/repricer/connectors/schedule"
@@ -250,6 +251,17 @@ func Run(ctx context.Context, cfg *Config, opts Options) (res *Result, err error
 	m.FinishedAt = now().UTC().Format(time.RFC3339Nano)
 	if err := writeManifest(plan.OutDir, m); err != nil {
 		return nil, fmt.Errorf("manifest: %w", err)
+	}
+	// Record the run in the ledger (the database when there is one, else a
+	// JSON-lines file beside the output folder), for reprice --compare-run.
+	ledger := plan.DatabaseURL
+	if ledger == "" {
+		ledger = filepath.Join(filepath.Dir(plan.OutDir), "repricer-ledger.jsonl")
+	}
+	rec := adjust.NewRunRecord(runID, plan.OutDir, sum, start, now())
+	if err := adjust.RecordRun(ctx, ledger, plan.DBTimeout, rec); err != nil {
+		// The outputs and manifest stand; only the ledger entry is missing.
+		log.Warn("recording the run in the ledger failed", "stage", "ledger", "error", logMessage(err))
 	}
 	log.Info("run finished", "stage", "done", "files", len(m.Files), "input_lines", sum.Counts.InputLines,
 		"priced_lines", sum.Counts.PricedLines, "error_exceptions", sum.Counts.ErrorExceptions,

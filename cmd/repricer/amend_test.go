@@ -434,15 +434,15 @@ func TestRunLedgerFile(t *testing.T) {
 	for _, id := range []string{"run-1", "run-2"} {
 		rec := adjust.RunRecord{RunID: id, OutputLocation: out + "-" + id}
 		rec.Counts.InputLines = sum.Counts.InputLines
-		if err := recordRunLedger(context.Background(), ledger, 0, rec); err != nil {
+		if err := adjust.RecordRun(context.Background(), ledger, 0, rec); err != nil {
 			t.Fatal(err)
 		}
 	}
-	got, err := priorRunOutput(context.Background(), ledger, 0, "run-1")
+	got, err := adjust.PriorOutput(context.Background(), ledger, 0, "run-1")
 	if err != nil || got != out+"-run-1" {
 		t.Errorf("priorRunOutput = %q, %v", got, err)
 	}
-	if _, err := priorRunOutput(context.Background(), ledger, 0, "run-9"); !errors.Is(err, adjust.ErrRunNotFound) {
+	if _, err := adjust.PriorOutput(context.Background(), ledger, 0, "run-9"); !errors.Is(err, adjust.ErrRunNotFound) {
 		t.Errorf("unknown run: %v, want ErrRunNotFound", err)
 	}
 }

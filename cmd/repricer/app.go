@@ -180,7 +180,7 @@ func reprice(ctx context.Context, c *cli.Context, stdout, stderr io.Writer) erro
 	}
 	if ledger != "" {
 		rec := adjust.NewRunRecord("", absPath(cfg.OutDir), sum, started, time.Now())
-		if err := recordRunLedger(ctx, ledger, c.Duration("db-timeout"), rec); err != nil {
+		if err := adjust.RecordRun(ctx, ledger, c.Duration("db-timeout"), rec); err != nil {
 			return fmt.Errorf("the run is published in %s but recording it in the ledger failed: %w", cfg.OutDir, err)
 		}
 		if !quiet {
@@ -232,7 +232,7 @@ func priorOutput(ctx context.Context, c *cli.Context, ledger string) (string, er
 		if ledger == "" {
 			return "", usagef("--compare-run needs a ledger (--ledger)")
 		}
-		dir, err := priorRunOutput(ctx, ledger, c.Duration("db-timeout"), id)
+		dir, err := adjust.PriorOutput(ctx, ledger, c.Duration("db-timeout"), id)
 		if err != nil {
 			return "", err
 		}
