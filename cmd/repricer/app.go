@@ -93,7 +93,7 @@ Example:
 			&cli.StringFlag{Name: "out", Usage: "output `DIR` (created if missing); - writes the priced lines to standard output and the other files to --side-out"},
 			&cli.StringFlag{Name: "side-out", Usage: "with --out -: the `DIR` for exceptions, schedule issues and the summary"},
 			&cli.StringFlag{Name: "format", Value: "csv", Usage: "output format: csv, parquet, or arrow (Arrow IPC stream)"},
-			&cli.IntFlag{Name: "workers", Usage: "pricing goroutines (default: one per CPU)"},
+			&cli.IntFlag{Name: "workers", Usage: "pricing goroutines; 0 means one per CPU"},
 			systemDefaultRateFlag(),
 			mapFlag(),
 			&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "print nothing on success"},
@@ -300,7 +300,7 @@ func parseMapping(items []string) (map[string]string, error) {
 func contractsCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "contracts",
-		Usage: "validate, import and export contract schedules",
+		Usage: "validate, import, export, amend and inspect contract schedules",
 		Subcommands: append(append([]*cli.Command{importCommand(), exportCommand(), calendarCommand()}, amendCommands()...), &cli.Command{
 			Name:  "validate",
 			Usage: "check a contract schedule and print every rejected or suspicious row",
