@@ -38,7 +38,7 @@ fuzz:
 	scripts/fuzz.sh $(FUZZTIME)
 
 bench-core:
-	$(GO) test -run '^$$' -bench . -benchmem ./rates/ ./pipeline/ ./connectors/claimcsv/
+	$(GO) test -run '^$$' -bench . -benchmem ./rates/ ./connectors/claimcsv/ ./connectors/claimparquet/
 
 bench: bench-core
 	bash bench/run.sh
