@@ -321,6 +321,18 @@ func (rd *Reader) next() (err error) {
 	}
 }
 
+// appendEach appends the n values of a text or binary array to buf and
+// their end offsets to off (a null is empty).
+func appendEach[T string | []byte](buf []byte, off []int, n int, nulls bool, valid func(int) bool, value func(int) T) ([]byte, []int) {
+	for i := 0; i < n; i++ {
+		if !nulls || valid(i) {
+			buf = append(buf, value(i)...)
+		}
+		off = append(off, len(buf))
+	}
+	return buf, off
+}
+
 // load formats the values of arr into c: all values of the batch go into
 // one string (one allocation per column and batch), which the lines share.
 func (rd *Reader) load(c *column, arr arrow.Array) error {
@@ -330,47 +342,17 @@ func (rd *Reader) load(c *column, arr arrow.Array) error {
 	nulls := arr.NullN() > 0
 	switch a := arr.(type) {
 	case *array.String:
-		for i := 0; i < n; i++ {
-			if !nulls || a.IsValid(i) {
-				buf = append(buf, a.Value(i)...)
-			}
-			off = append(off, len(buf))
-		}
+		buf, off = appendEach(buf, off, n, nulls, a.IsValid, a.Value)
 	case *array.LargeString:
-		for i := 0; i < n; i++ {
-			if !nulls || a.IsValid(i) {
-				buf = append(buf, a.Value(i)...)
-			}
-			off = append(off, len(buf))
-		}
+		buf, off = appendEach(buf, off, n, nulls, a.IsValid, a.Value)
 	case *array.StringView:
-		for i := 0; i < n; i++ {
-			if !nulls || a.IsValid(i) {
-				buf = append(buf, a.Value(i)...)
-			}
-			off = append(off, len(buf))
-		}
+		buf, off = appendEach(buf, off, n, nulls, a.IsValid, a.Value)
 	case *array.Binary:
-		for i := 0; i < n; i++ {
-			if !nulls || a.IsValid(i) {
-				buf = append(buf, a.Value(i)...)
-			}
-			off = append(off, len(buf))
-		}
+		buf, off = appendEach(buf, off, n, nulls, a.IsValid, a.Value)
 	case *array.LargeBinary:
-		for i := 0; i < n; i++ {
-			if !nulls || a.IsValid(i) {
-				buf = append(buf, a.Value(i)...)
-			}
-			off = append(off, len(buf))
-		}
+		buf, off = appendEach(buf, off, n, nulls, a.IsValid, a.Value)
 	case *array.BinaryView:
-		for i := 0; i < n; i++ {
-			if !nulls || a.IsValid(i) {
-				buf = append(buf, a.Value(i)...)
-			}
-			off = append(off, len(buf))
-		}
+		buf, off = appendEach(buf, off, n, nulls, a.IsValid, a.Value)
 	case *array.Dictionary:
 		dict := a.Dictionary()
 		dnull := dict.NullN() > 0
