@@ -4,12 +4,13 @@ BIN     := bin/repricer
 SAMPLE  := testdata/sample
 OUT     ?= out/sample
 
-.PHONY: help demo build test test-short vet fuzz bench bench-core clean
+.PHONY: help demo build test test-short test-race vet fuzz bench bench-core clean
 
 help:
 	@echo "make demo        reprice the bundled sample claims into $(OUT)/"
 	@echo "make test        run every test (starts a throwaway PostgreSQL when DATABASE_URL is unset)"
 	@echo "make test-short  unit tests only, no database"
+	@echo "make test-race   the concurrent packages under the race detector"
 	@echo "make bench       micro-benchmarks plus the end-to-end benchmark against DuckDB (bench/run.sh)"
 	@echo "make bench-core  micro-benchmarks only (go test -bench)"
 	@echo "make fuzz        run every fuzz target for FUZZTIME (default 10s) each"
@@ -29,6 +30,10 @@ test: vet
 
 test-short:
 	$(GO) test -short ./...
+
+# The concurrent parts under the race detector (short mode: no database).
+test-race:
+	$(GO) test -race -short ./pipeline/ ./rates/ ./connectors/claimcsv/ ./connectors/claimparquet/ ./nightly/ ./adjust/ .
 
 vet:
 	$(GO) vet ./...
