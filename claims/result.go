@@ -1,8 +1,6 @@
 package claims
 
 import (
-	"strings"
-
 	"github.com/repricer/repricer/contracts"
 	"github.com/repricer/repricer/money"
 )
@@ -116,19 +114,6 @@ func (f Flags) Append(dst []byte) []byte {
 }
 
 func (f Flags) String() string { return string(f.Append(nil)) }
-
-// ParseFlags parses the ';'-separated form; unknown names are ignored.
-func ParseFlags(s string) Flags {
-	var f Flags
-	for _, name := range strings.Split(s, ";") {
-		for i, n := range flagNames {
-			if n == name {
-				f |= 1 << i
-			}
-		}
-	}
-	return f
-}
 
 // Rate kinds reported for the two default tiers.
 const (

@@ -61,22 +61,23 @@ type Counts struct {
 
 // Totals are money totals over the run.
 type Totals struct {
-	BilledInput           money.Cents `json:"billed_input"`
-	BilledPriced          money.Cents `json:"billed_priced"`
-	BilledErrors          money.Cents `json:"billed_error_exceptions"`
-	AllowedBeforeStopLoss money.Cents `json:"allowed_before_stop_loss"`
-	StopLossReduction     money.Cents `json:"stop_loss_reduction"`
-	Allowed               money.Cents `json:"allowed_amount"`
-	AdminFee              money.Cents `json:"admin_fee"`
-	NetPayable            money.Cents `json:"net_payable"`
+	BilledInput  money.Cents `json:"billed_input"`
+	BilledPriced money.Cents `json:"billed_priced"`
+	BilledErrors money.Cents `json:"billed_error_exceptions"`
+	Amounts
 }
 
 // ContractTotals are the priced lines of one contract.
 type ContractTotals struct {
-	ContractID            string      `json:"contract_id"`
-	ContractNumber        string      `json:"contract_number"`
-	Lines                 int64       `json:"lines"`
-	Billed                money.Cents `json:"billed"`
+	ContractID     string      `json:"contract_id"`
+	ContractNumber string      `json:"contract_number"`
+	Lines          int64       `json:"lines"`
+	Billed         money.Cents `json:"billed"`
+	Amounts
+}
+
+// Amounts are the pricing amounts summed over priced lines.
+type Amounts struct {
 	AllowedBeforeStopLoss money.Cents `json:"allowed_before_stop_loss"`
 	StopLossReduction     money.Cents `json:"stop_loss_reduction"`
 	Allowed               money.Cents `json:"allowed_amount"`
@@ -159,10 +160,13 @@ func (t *tally) add(it *claims.Item) {
 	if r.Priced() {
 		t.counts.PricedLines++
 		t.totals.BilledPriced += l.Billed
-		line := ContractTotals{Lines: 1, Billed: l.Billed, AllowedBeforeStopLoss: r.AllowedBeforeStopLoss,
-			StopLossReduction: r.StopLossReduction, Allowed: r.Allowed, AdminFee: r.AdminFee, NetPayable: r.NetPayable}
-		t.totals.addAmounts(&line)
-		t.contract(r.Contract.ID, r.Contract.Number).add(&line)
+		line := Amounts{AllowedBeforeStopLoss: r.AllowedBeforeStopLoss, StopLossReduction: r.StopLossReduction,
+			Allowed: r.Allowed, AdminFee: r.AdminFee, NetPayable: r.NetPayable}
+		t.totals.Amounts.add(&line)
+		ct := t.contract(r.Contract.ID, r.Contract.Number)
+		ct.Lines++
+		ct.Billed += l.Billed
+		ct.Amounts.add(&line)
 		t.codes = r.Flags.ReviewCodes(t.codes[:0])
 	} else {
 		t.counts.ErrorExceptions++
@@ -212,30 +216,21 @@ func (s *Totals) add(o *Totals) {
 	s.BilledInput += o.BilledInput
 	s.BilledPriced += o.BilledPriced
 	s.BilledErrors += o.BilledErrors
-	s.AllowedBeforeStopLoss += o.AllowedBeforeStopLoss
-	s.StopLossReduction += o.StopLossReduction
-	s.Allowed += o.Allowed
-	s.AdminFee += o.AdminFee
-	s.NetPayable += o.NetPayable
-}
-
-// addAmounts adds the pricing amounts of a priced line (or lines).
-func (s *Totals) addAmounts(o *ContractTotals) {
-	s.AllowedBeforeStopLoss += o.AllowedBeforeStopLoss
-	s.StopLossReduction += o.StopLossReduction
-	s.Allowed += o.Allowed
-	s.AdminFee += o.AdminFee
-	s.NetPayable += o.NetPayable
+	s.Amounts.add(&o.Amounts)
 }
 
 func (ct *ContractTotals) add(o *ContractTotals) {
 	ct.Lines += o.Lines
 	ct.Billed += o.Billed
-	ct.AllowedBeforeStopLoss += o.AllowedBeforeStopLoss
-	ct.StopLossReduction += o.StopLossReduction
-	ct.Allowed += o.Allowed
-	ct.AdminFee += o.AdminFee
-	ct.NetPayable += o.NetPayable
+	ct.Amounts.add(&o.Amounts)
+}
+
+func (a *Amounts) add(o *Amounts) {
+	a.AllowedBeforeStopLoss += o.AllowedBeforeStopLoss
+	a.StopLossReduction += o.StopLossReduction
+	a.Allowed += o.Allowed
+	a.AdminFee += o.AdminFee
+	a.NetPayable += o.NetPayable
 }
 
 // fill copies the tally into s, sorted, and checks the books against what

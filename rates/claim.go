@@ -6,7 +6,6 @@ import (
 	"unsafe"
 
 	"github.com/repricer/repricer/claims"
-	"github.com/repricer/repricer/contracts"
 	"github.com/repricer/repricer/money"
 )
 
@@ -135,14 +134,4 @@ func applyStopLoss(shares []share, stopLoss money.Cents, total int64) {
 		shares[i].item.Result.Allowed++
 		left--
 	}
-}
-
-// Contract returns the contract with the given ID, or nil.
-func (e *Engine) Contract(id string) *contracts.Contract {
-	for i := range e.contracts {
-		if e.contracts[i].c.ID == id {
-			return e.contracts[i].c
-		}
-	}
-	return nil
 }

@@ -28,7 +28,7 @@ func sampleSummary() *pipeline.Summary {
 		Settings:  pipeline.Settings{Format: "csv", Mode: "streaming"},
 		Counts:    pipeline.Counts{InputLines: 1000, PricedLines: 900, ErrorExceptions: 100, ReviewExceptions: 40},
 		Totals: pipeline.Totals{BilledInput: 1_000_000_00, BilledPriced: 900_000_00, BilledErrors: 100_000_00,
-			AllowedBeforeStopLoss: 600_000_00, StopLossReduction: 10_000_00, Allowed: 590_000_00, AdminFee: 5_000_00, NetPayable: 585_000_00},
+			Amounts: pipeline.Amounts{AllowedBeforeStopLoss: 600_000_00, StopLossReduction: 10_000_00, Allowed: 590_000_00, AdminFee: 5_000_00, NetPayable: 585_000_00}},
 		ByCode: []pipeline.CodeTotals{
 			{Code: "INVALID_ROW", Severity: "error", Lines: 30, Billed: 3_000_00},
 			{Code: "NO_CONTRACT", Severity: "error", Lines: 70, Billed: 97_000_00},
@@ -40,7 +40,7 @@ func sampleSummary() *pipeline.Summary {
 	for i := range 20 {
 		s.ByContract = append(s.ByContract, pipeline.ContractTotals{
 			ContractID: fmt.Sprintf("C%03d", i), ContractNumber: fmt.Sprintf("PC-%03d<b>", i),
-			Lines: int64(10 + i), Billed: money.Cents(1000_00 * (i + 1)), Allowed: money.Cents(500_00 * (i + 1)),
+			Lines: int64(10 + i), Billed: money.Cents(1000_00 * (i + 1)), Amounts: pipeline.Amounts{Allowed: money.Cents(500_00 * (i + 1))},
 		})
 	}
 	return s

@@ -407,21 +407,9 @@ func (rd *Reader) load(c *column, arr arrow.Array) error {
 			off = append(off, len(buf))
 		}
 	case *array.Decimal32:
-		scale := a.DataType().(arrow.DecimalType).GetScale()
-		for i, v := range a.Values() {
-			if !nulls || a.IsValid(i) {
-				buf = appendDecimal(buf, int64(v), scale)
-			}
-			off = append(off, len(buf))
-		}
+		buf, off = appendDecimals(buf, off, a, a.Values(), a.DataType().(arrow.DecimalType).GetScale())
 	case *array.Decimal64:
-		scale := a.DataType().(arrow.DecimalType).GetScale()
-		for i, v := range a.Values() {
-			if !nulls || a.IsValid(i) {
-				buf = appendDecimal(buf, int64(v), scale)
-			}
-			off = append(off, len(buf))
-		}
+		buf, off = appendDecimals(buf, off, a, a.Values(), a.DataType().(arrow.DecimalType).GetScale())
 	case *array.Decimal128:
 		scale := a.DataType().(arrow.DecimalType).GetScale()
 		for i, v := range a.Values() {
@@ -476,6 +464,18 @@ func appendInts[T int8 | int16 | int32 | int64](buf []byte, off []int, a arrow.A
 	for i, v := range vals {
 		if !nulls || a.IsValid(i) {
 			buf = strconv.AppendInt(buf, int64(v), 10)
+		}
+		off = append(off, len(buf))
+	}
+	return buf, off
+}
+
+// appendDecimals formats decimals stored as scaled integers.
+func appendDecimals[T ~int32 | ~int64](buf []byte, off []int, a arrow.Array, vals []T, scale int32) ([]byte, []int) {
+	nulls := a.NullN() > 0
+	for i, v := range vals {
+		if !nulls || a.IsValid(i) {
+			buf = appendDecimal(buf, int64(v), scale)
 		}
 		off = append(off, len(buf))
 	}

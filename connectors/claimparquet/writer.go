@@ -123,50 +123,60 @@ type bufWriter struct{ w *bufio.Writer }
 
 func (b bufWriter) Write(p []byte) (int, error) { return b.w.Write(p) }
 
-func newTable(name string, w io.Writer, sc *arrow.Schema, arrowIPC bool) (*table, error) {
-	mem := memory.DefaultAllocator
-	if fn, ok := w.(recordSink); ok {
-		t := &table{name: name, fw: recordFunc(fn.fn)}
-		t.initBuilders(mem, sc)
-		return t, nil
-	}
-	if arrowIPC {
-		t := &table{name: name, bw: bufio.NewWriterSize(w, 1<<20)}
-		t.fw = ipc.NewWriter(bufWriter{t.bw}, ipc.WithSchema(sc), ipc.WithAllocator(mem))
-		t.initBuilders(mem, sc)
-		return t, nil
-	}
-	opts := []parquet.WriterProperty{
-		parquet.WithAllocator(mem),
-		parquet.WithCompression(codec()),
-		parquet.WithDictionaryDefault(true),
-		parquet.WithStoreDecimalAsInteger(true),
-		parquet.WithMaxRowGroupLength(RowGroupRows),
-		parquet.WithStats(true),
-	}
-	// Mostly-unique identifiers gain nothing from dictionary encoding, which
-	// costs an allocation per new value in arrow-go; they are written PLAIN.
-	for _, c := range [...]string{"claim_id", "member_id", "provider_npi", "prior_auth_number"} {
-		if sc.HasField(c) {
-			opts = append(opts, parquet.WithDictionaryFor(c, false))
-		}
-	}
-	props := parquet.NewWriterProperties(opts...)
-	t := &table{name: name, bw: bufio.NewWriterSize(w, 1<<20)}
-	fw, err := pqarrow.NewFileWriter(sc, bufWriter{t.bw}, props, pqarrow.NewArrowWriterProperties(pqarrow.WithAllocator(mem)))
-	if err != nil {
-		return nil, &WriteError{File: name, Err: err}
-	}
-	t.fw = fw
-	t.initBuilders(mem, sc)
-	return t, nil
-}
+// openTable starts one output table: its schema and where its record
+// batches go.
+type openTable func(name string, sc *arrow.Schema) (*table, error)
 
-func (t *table) initBuilders(mem memory.Allocator, sc *arrow.Schema) {
-	t.rb = array.NewRecordBuilder(mem, sc)
+func newTable(name string, bw *bufio.Writer, fw recordWriter, sc *arrow.Schema) *table {
+	t := &table{name: name, bw: bw, fw: fw, rb: array.NewRecordBuilder(memory.DefaultAllocator, sc)}
 	t.str = make([]*array.StringBuilder, sc.NumFields())
 	for i := range t.str {
 		t.str[i], _ = t.rb.Field(i).(*array.StringBuilder)
+	}
+	return t
+}
+
+// recordTable hands the record batches to fn.
+func recordTable(fn func(arrow.RecordBatch) error) openTable {
+	return func(name string, sc *arrow.Schema) (*table, error) {
+		return newTable(name, nil, recordFunc(fn), sc), nil
+	}
+}
+
+// ipcTable writes an Arrow IPC stream to w.
+func ipcTable(w io.Writer) openTable {
+	return func(name string, sc *arrow.Schema) (*table, error) {
+		bw := bufio.NewWriterSize(w, 1<<20)
+		fw := ipc.NewWriter(bufWriter{bw}, ipc.WithSchema(sc), ipc.WithAllocator(memory.DefaultAllocator))
+		return newTable(name, bw, fw, sc), nil
+	}
+}
+
+// pqarrowTable writes a Parquet file to w through pqarrow.
+func pqarrowTable(w io.Writer) openTable {
+	return func(name string, sc *arrow.Schema) (*table, error) {
+		opts := []parquet.WriterProperty{
+			parquet.WithAllocator(memory.DefaultAllocator),
+			parquet.WithCompression(codec()),
+			parquet.WithDictionaryDefault(true),
+			parquet.WithStoreDecimalAsInteger(true),
+			parquet.WithMaxRowGroupLength(RowGroupRows),
+			parquet.WithStats(true),
+		}
+		// Mostly-unique identifiers gain nothing from dictionary encoding,
+		// which costs an allocation per new value in arrow-go.
+		for _, c := range [...]string{"claim_id", "member_id", "provider_npi", "prior_auth_number"} {
+			if sc.HasField(c) {
+				opts = append(opts, parquet.WithDictionaryFor(c, false))
+			}
+		}
+		bw := bufio.NewWriterSize(w, 1<<20)
+		fw, err := pqarrow.NewFileWriter(sc, bufWriter{bw}, parquet.NewWriterProperties(opts...),
+			pqarrow.NewArrowWriterProperties(pqarrow.WithAllocator(memory.DefaultAllocator)))
+		if err != nil {
+			return nil, &WriteError{File: name, Err: err}
+		}
+		return newTable(name, bw, fw, sc), nil
 	}
 }
 
@@ -225,14 +235,14 @@ type Writer struct {
 // arrow.ipc.RecordBatchStreamReader and pyarrow.ipc.open_stream) instead of
 // Parquet files, with the same schemas.
 func NewArrowWriter(priced, exceptions io.Writer) (*Writer, error) {
-	return newWriter(priced, exceptions, true)
+	return newWriter(ipcTable(priced), ipcTable(exceptions))
 }
 
 // NewArrowParquetWriter writes Parquet files by building Arrow records and
 // encoding them with pqarrow: the slower path NewWriter replaced, kept as
 // the baseline of BenchmarkWrite.
 func NewArrowParquetWriter(priced, exceptions io.Writer) (*Writer, error) {
-	return newWriter(priced, exceptions, false)
+	return newWriter(pqarrowTable(priced), pqarrowTable(exceptions))
 }
 
 // NewRecordWriter is NewWriter for callers that want the priced and
@@ -240,23 +250,15 @@ func NewArrowParquetWriter(priced, exceptions io.Writer) (*Writer, error) {
 // rather than bytes: each batch is handed to priced or exceptions and
 // released when the function returns (Retain it to keep it).
 func NewRecordWriter(priced, exceptions func(arrow.RecordBatch) error) (*Writer, error) {
-	return newWriter(recordSink{priced}, recordSink{exceptions}, true)
+	return newWriter(recordTable(priced), recordTable(exceptions))
 }
 
-// recordSink carries a record callback through newWriter's io.Writer slot.
-type recordSink struct{ fn func(arrow.RecordBatch) error }
-
-func (recordSink) Write([]byte) (int, error) {
-	return 0, errors.New("claimparquet: a record sink takes records, not bytes")
-}
-
-func newWriter(priced, exceptions io.Writer, arrowIPC bool) (*Writer, error) {
-	ps, es := PricedSchema(), ExceptionSchema()
-	p, err := newTable("priced", priced, ps, arrowIPC)
+func newWriter(priced, exceptions openTable) (*Writer, error) {
+	p, err := priced("priced", PricedSchema())
 	if err != nil {
 		return nil, err
 	}
-	e, err := newTable("exceptions", exceptions, es, arrowIPC)
+	e, err := exceptions("exceptions", ExceptionSchema())
 	if err != nil {
 		p.rb.Release()
 		return nil, err
