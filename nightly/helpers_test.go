@@ -260,6 +260,9 @@ func checkNoPartialRun(t *testing.T, dir string) (complete bool) {
 func leftovers(t *testing.T, dir string) []string {
 	t.Helper()
 	entries, err := os.ReadDir(dir)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil // killed before it made the folder: nothing left behind
+	}
 	if err != nil {
 		t.Fatal(err)
 	}
