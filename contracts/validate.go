@@ -50,7 +50,9 @@ type Validated struct {
 	Contracts []Contract
 	// Rejected maps a rejected contract's ID to the first reason.
 	Rejected map[string]string
-	// Rates holds the accepted rates of accepted contracts.
+	// Rates holds the accepted rates of accepted contracts. When every rate
+	// was accepted it shares storage with the Schedule's Rates: treat both
+	// as read-only once validated.
 	Rates []Rate
 	// Issues lists every finding, in source order.
 	Issues []Issue
@@ -147,30 +149,28 @@ func Validate(s *Schedule) *Validated {
 		}
 	}
 
-	rateIDs := make(map[string]bool, len(s.Rates))
-	v.Rates = make([]Rate, 0, len(s.Rates))
+	rateIDs := make(map[string]struct{}, len(s.Rates))
+	accepted := make([]bool, len(s.Rates))
 	usable := map[string]int{}
 	for i := range s.Rates {
-		r := s.Rates[i]
-		if rateIDs[r.ID] {
+		r := &s.Rates[i]
+		if _, dup := rateIDs[r.ID]; dup {
 			v.issue("rate", r.ID, r.Source, "rate_id", ActionRejected, "duplicate rate_id; the first row is used")
 			continue
 		}
-		rateIDs[r.ID] = true
+		rateIDs[r.ID] = struct{}{}
 		c := byID[r.ContractID]
-		field, msg := checkRate(&r, c, v.Priority)
+		field, msg := checkRate(r, c, v.Priority)
 		if msg != "" {
 			v.issue("rate", r.ID, r.Source, field, ActionRejected, msg)
 			continue
 		}
-		if _, rejected := v.Rejected[c.ID]; rejected {
-			continue // its contract is not used; the contract's issue says why
-		}
-		v.Rates = append(v.Rates, r)
+		accepted[i] = true
 		if r.Active {
 			usable[c.ID]++
 		}
 	}
+	rateIDs = nil
 
 	for i := range v.Contracts {
 		c := &v.Contracts[i]
@@ -183,12 +183,35 @@ func Validate(s *Schedule) *Validated {
 		}
 	}
 	v.checkOverlaps()
-	// Overlaps reject contracts after their rates were taken.
-	v.Rates = slices.DeleteFunc(v.Rates, func(r Rate) bool {
-		_, rejected := v.Rejected[r.ContractID]
-		return rejected
-	})
+	for i := range s.Rates {
+		if _, rejected := v.Rejected[s.Rates[i].ContractID]; rejected {
+			accepted[i] = false // its contract is not used; the contract's issue says why
+		}
+	}
+	v.Rates = keep(s.Rates, accepted)
 	return v
+}
+
+// keep returns the rates whose flag is set. When all are, it returns rs
+// itself rather than a copy: a schedule of a million rates is about 250 MB,
+// and the loaders drop the Schedule once it is validated.
+func keep(rs []Rate, flags []bool) []Rate {
+	n := 0
+	for _, ok := range flags {
+		if ok {
+			n++
+		}
+	}
+	if n == len(rs) {
+		return rs[:n:n]
+	}
+	out := make([]Rate, 0, n)
+	for i, ok := range flags {
+		if ok {
+			out = append(out, rs[i])
+		}
+	}
+	return out
 }
 
 // checkOverlaps rejects every pair of priceable contracts of one vendor whose

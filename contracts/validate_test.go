@@ -240,3 +240,26 @@ func TestRatesOfRejectedContractsAreDropped(t *testing.T) {
 		t.Errorf("%d rejected contracts, %d rates kept; want 2 and 0", len(v.Rejected), len(v.Rates))
 	}
 }
+
+func TestValidateSharesRatesOnlyWhenAllAreAccepted(t *testing.T) {
+	c := baseContract("C1")
+	all := []Rate{baseRate("1"), baseRate("2")}
+	v := Validate(&Schedule{Contracts: []Contract{c}, Rates: all})
+	if len(v.Rates) != 2 || &v.Rates[0] != &all[0] {
+		t.Errorf("all rates accepted: got %d rates, shared=%v; want the schedule's own slice", len(v.Rates), len(v.Rates) > 0 && &v.Rates[0] == &all[0])
+	}
+	if cap(v.Rates) != len(v.Rates) {
+		t.Errorf("shared slice has spare capacity %d: an append would write into the schedule", cap(v.Rates))
+	}
+
+	bad := baseRate("2")
+	bad.Value = -1
+	some := []Rate{baseRate("1"), bad, baseRate("3")}
+	v = Validate(&Schedule{Contracts: []Contract{c}, Rates: some})
+	if len(v.Rates) != 2 || v.Rates[0].ID != "1" || v.Rates[1].ID != "3" || &v.Rates[0] == &some[0] {
+		t.Errorf("one rate rejected: got %+v, want a copy of rates 1 and 3", v.Rates)
+	}
+	if some[1].ID != "2" || some[2].ID != "3" {
+		t.Errorf("validation changed the schedule's rates: %+v", some)
+	}
+}

@@ -89,8 +89,9 @@ func Read(ctx context.Context, dir string) (*contracts.Schedule, error) {
 	if n, err := countLines(ratesPath); err == nil {
 		s.Rates = make([]contracts.Rate, 0, n)
 	}
+	in := interner{}
 	if err := readFile(ctx, ratesPath, requiredRate, func(r *row) {
-		s.Rates = append(s.Rates, parseRate(r))
+		s.Rates = append(s.Rates, parseRate(r, in))
 	}); err != nil {
 		return nil, err
 	}
@@ -209,11 +210,11 @@ func (r *row) rateType(field string) contracts.RateType {
 }
 
 // codes splits a comma-separated list of codes, normalized.
-func codes(s string) []string {
+func codes(s string, in interner) []string {
 	var out []string
 	for _, p := range strings.Split(s, ",") {
 		if p = contracts.NormalizeCode(p); p != "" {
-			out = append(out, p)
+			out = append(out, in.get(p))
 		}
 	}
 	return out
@@ -251,7 +252,7 @@ func parseContract(r *row) contracts.Contract {
 		r.fail("default_rate_type", "", "a default_rate_value needs a default_rate_type")
 	}
 	c.AdminFeePct, _ = r.fixed("admin_fee_pct")
-	for _, item := range codes(r.get("excluded_services")) {
+	for _, item := range codes(r.get("excluded_services"), nil) {
 		lo, hi, isRange := strings.Cut(item, "-")
 		if !isRange {
 			hi = lo
@@ -267,19 +268,37 @@ func parseContract(r *row) contracts.Contract {
 	return c
 }
 
-func parseRate(r *row) contracts.Rate {
+// interner shares one copy of each repeated value (contract ids, kinds,
+// codes) among the rates that name it. Without it every rate would keep its
+// whole CSV record alive through its fields: 75 MB for 1M rates. A nil
+// interner returns its argument.
+type interner map[string]string
+
+func (in interner) get(s string) string {
+	if s == "" || in == nil {
+		return s
+	}
+	if v, ok := in[s]; ok {
+		return v
+	}
+	s = strings.Clone(s)
+	in[s] = s
+	return s
+}
+
+func parseRate(r *row, in interner) contracts.Rate {
 	rt := contracts.Rate{
-		ID:             strings.TrimSpace(r.get("rate_id")),
-		ContractID:     strings.TrimSpace(r.get("contract_id")),
-		Kind:           strings.ToUpper(strings.TrimSpace(r.get("rate_kind"))),
+		ID:             strings.Clone(strings.TrimSpace(r.get("rate_id"))),
+		ContractID:     in.get(strings.TrimSpace(r.get("contract_id"))),
+		Kind:           in.get(strings.ToUpper(strings.TrimSpace(r.get("rate_kind")))),
 		Type:           r.rateType("rate_type"),
-		Specialty:      contracts.NormalizeCode(r.get("specialty")),
-		VisitKind:      contracts.NormalizeCode(r.get("visit_kind")),
-		CPTCode:        contracts.NormalizeCode(r.get("cpt_code")),
-		RangeStart:     contracts.NormalizeCode(r.get("cpt_range_start")),
-		RangeEnd:       contracts.NormalizeCode(r.get("cpt_range_end")),
-		Modifier:       contracts.NormalizeCode(r.get("modifier")),
-		PlaceOfService: codes(r.get("place_of_service")),
+		Specialty:      in.get(contracts.NormalizeCode(r.get("specialty"))),
+		VisitKind:      in.get(contracts.NormalizeCode(r.get("visit_kind"))),
+		CPTCode:        in.get(contracts.NormalizeCode(r.get("cpt_code"))),
+		RangeStart:     in.get(contracts.NormalizeCode(r.get("cpt_range_start"))),
+		RangeEnd:       in.get(contracts.NormalizeCode(r.get("cpt_range_end"))),
+		Modifier:       in.get(contracts.NormalizeCode(r.get("modifier"))),
+		PlaceOfService: codes(r.get("place_of_service"), in),
 		Effective:      r.date("effective_date"),
 		End:            r.date("end_date"),
 		MinUnits:       r.integer("min_units"),

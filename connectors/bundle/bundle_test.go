@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"unsafe"
 
 	"github.com/repricer/repricer/contracts"
 )
@@ -118,6 +119,30 @@ func TestFieldErrorsAreKept(t *testing.T) {
 	for i, c := range s.Contracts {
 		if c.LoadError == nil || c.LoadError.Field != want[i] {
 			t.Errorf("contract %s: load error %v, want field %s", c.ID, c.LoadError, want[i])
+		}
+	}
+}
+
+// TestRatesDoNotPinRecords checks that the repeated values of rates share
+// one copy instead of pointing into their own CSV records (which would keep
+// every record of a large schedule alive).
+func TestRatesDoNotPinRecords(t *testing.T) {
+	s, err := Read(context.Background(), "../../testdata/sample/contracts")
+	if err != nil {
+		t.Fatal(err)
+	}
+	byValue := map[string]*byte{}
+	for i := range s.Rates {
+		r := &s.Rates[i]
+		for _, v := range []string{r.ContractID, r.Kind, r.CPTCode, r.Specialty} {
+			if v == "" {
+				continue
+			}
+			p := unsafe.StringData(v)
+			if q, ok := byValue[v]; ok && q != p {
+				t.Fatalf("rate %s: value %q is a second copy", r.ID, v)
+			}
+			byValue[v] = p
 		}
 	}
 }
