@@ -40,6 +40,9 @@ import (
 // ReadBatchRows is the number of rows the reader decodes at a time.
 const ReadBatchRows = 64 * 1024
 
+// readBufferSize is the read buffer of each column chunk.
+const readBufferSize = 256 << 10
+
 // SchemaError is a claim file whose schema cannot be used: a required
 // column is missing, a column appears twice, or a column has a type the
 // reader does not accept (for example money stored as FLOAT/DOUBLE).
@@ -116,7 +119,13 @@ func NewReader(ctx context.Context, f parquet.ReaderAtSeeker, name string, mappi
 		}
 	}()
 	mem := memory.DefaultAllocator
-	pf, err := file.NewParquetReader(f, file.WithReadProps(parquet.NewReaderProperties(mem)))
+	// Stream each column chunk through a small buffer instead of reading it
+	// whole: writers such as parquet-mr make row groups of a million rows
+	// and more, whose chunks would otherwise sit in memory in full.
+	props := parquet.NewReaderProperties(mem)
+	props.BufferedStreamEnabled = true
+	props.BufferSize = readBufferSize
+	pf, err := file.NewParquetReader(f, file.WithReadProps(props))
 	if err != nil {
 		return nil, &ReadError{File: name, Err: err}
 	}
