@@ -77,7 +77,7 @@ func ExampleNewSchedule() {
 		"claim_id": "A1", "line_number": "1", "vendor_id": "V1", "cpt_code": "99213",
 		"service_date": "2024-03-04", "billed_amount": "150.00",
 	}))
-	fmt.Println(res.Rate.ID, res.Allowed, res.AdminFee, res.NetPayable)
+	fmt.Println(res.RateID, res.Allowed, res.AdminFee, res.NetPayable)
 	// Output:
 	// 1 92.00 1.84 90.16
 }
@@ -89,7 +89,7 @@ func ExampleEngine_PriceLine() {
 		"modifiers": "80", "specialty": "ORTHOPEDIC SURGERY", "place_of_service": "11",
 		"service_date": "2024-05-15", "billed_amount": "1400.00",
 	}))
-	fmt.Println(res.Contract.Number, res.Rate.ID, res.RateKind, res.MatchPriority)
+	fmt.Println(res.Contract.Number, res.RateID, res.RateKind, res.MatchPriority)
 	fmt.Println("allowed", res.Allowed, "admin fee", res.AdminFee, "net", res.NetPayable)
 	// Output:
 	// CON-2024-00001 1004 CPT_MODIFIER_SPECIALTY 1

@@ -131,7 +131,7 @@ type Engine struct {
 
 // NewEngine builds the rate index of s. Build it once and reuse it.
 func NewEngine(s *Schedule, opts Options) *Engine {
-	e := &Engine{sched: s, opts: opts, eng: rates.New(s.v, rates.Options{SystemDefault: opts.SystemDefault})}
+	e := &Engine{sched: s, opts: opts, eng: rates.New(s.v, rates.Options{SystemDefault: opts.SystemDefault, Explain: true})}
 	e.pricers.New = func() any { return e.eng.NewPricer() }
 	return e
 }

@@ -128,7 +128,7 @@ type Result struct {
 	Message string
 
 	Contract      *contracts.Contract // nil when no contract was chosen
-	Rate          *contracts.Rate     // nil for default rates
+	RateID        string              // "" for default rates
 	RateKind      string
 	MatchPriority int
 	RateType      contracts.RateType
@@ -141,6 +141,9 @@ type Result struct {
 	AdminFee              money.Cents
 	NetPayable            money.Cents
 	Flags                 Flags
+	// ReviewByRate reports that the rate's requires_review (rather than a
+	// TPA's medical-necessity review) set the ReviewRequired flag.
+	ReviewByRate bool
 }
 
 // Priced reports whether the line was priced.

@@ -182,7 +182,7 @@ func newRun(cfg Config, inputs lineSource, format string) *run {
 	r.summary.Settings = Settings{Format: format, SystemDefaultRate: cfg.SystemDefaultRate, Mode: "streaming"}
 	r.summary.Reference = ReferenceSummary{
 		Source: cfg.ReferenceSource, Fingerprint: v.Fingerprint,
-		Contracts: len(v.Contracts), RejectedContracts: len(v.Rejected), Rates: len(v.Rates), Issues: len(v.Issues),
+		Contracts: len(v.Contracts), RejectedContracts: len(v.Rejected), Rates: cfg.Engine.NumRates(), Issues: len(v.Issues),
 	}
 	return r
 }

@@ -65,17 +65,22 @@ func BenchmarkLookup(b *testing.B) {
 	b.Run("index", func(b *testing.B) {
 		b.ReportAllocs()
 		for i := 0; i < b.N; i++ {
-			ix.lookup(&items[i%len(items)].Line)
+			l := &items[i%len(items)].Line
+			ix.lookup(l, e.codes[l.CPT])
 		}
 	})
+	irs := make([]indexedRate, len(rs))
+	for k := range rs {
+		irs[k] = newIndexedRate(&rs[k], e.sched.Priority)
+	}
 	b.Run("linear-scan-baseline", func(b *testing.B) {
 		b.ReportAllocs()
 		for i := 0; i < b.N; i++ {
 			l := &items[i%len(items)].Line
 			var best *indexedRate
-			for k := range ix.rates {
-				if matches(ix.rates[k].r, l) && (best == nil || compareRates(ix.rates[k], *best) < 0) {
-					best = &ix.rates[k]
+			for k := range irs {
+				if irs[k].r.Active && matches(irs[k].r, l) && (best == nil || compareRates(irs[k], *best) < 0) {
+					best = &irs[k]
 				}
 			}
 		}

@@ -51,15 +51,24 @@ func ParseDefaultRate(s string) (DefaultRate, error) {
 type Options struct {
 	// SystemDefault is the tier-8 rate; nil means none.
 	SystemDefault *DefaultRate
+	// Explain keeps the schedule's full rates, which Explain and
+	// ExplainLine reason with. Without it the engine keeps only its compact
+	// index (about a quarter of the memory) and Explain panics.
+	Explain bool
 }
 
 // Engine prices lines against one validated schedule. It is immutable after
 // New and safe for concurrent use; each goroutine prices through its own
 // Pricer.
 type Engine struct {
-	sched     *contracts.Validated
+	sched     *contracts.Validated // without Rates unless opts.Explain
+	numRates  int
 	contracts []contractEntry
 	vendors   map[string]*vendorEntry
+	codes     map[string]uint32 // every exact code of the schedule, with ids from 1
+	crit      *criteriaTable
+	ids       string   // every rate id, back to back
+	idEnd     []uint32 // end of Rates[k].ID in ids
 	opts      Options
 }
 
@@ -74,20 +83,41 @@ type vendorEntry struct {
 	inactive  []*contractEntry // Draft, Pending
 }
 
-// New builds the engine and its rate index.
+// New builds the engine and its rate index. Unless opts.Explain is set the
+// engine does not keep v.Rates, so a caller that drops v frees them.
 func New(v *contracts.Validated, opts Options) *Engine {
-	e := &Engine{sched: v, vendors: map[string]*vendorEntry{}, opts: opts}
-	byContract := map[string][]*contracts.Rate{}
+	sched := *v
+	if !opts.Explain {
+		sched.Rates = nil
+	}
+	e := &Engine{sched: &sched, numRates: len(v.Rates), vendors: map[string]*vendorEntry{}, codes: map[string]uint32{},
+		crit: newCriteriaTable(), idEnd: make([]uint32, len(v.Rates)), opts: opts}
+	var ids strings.Builder
+	byContract := map[string][]int32{}
+	codeOf := make([]uint32, len(v.Rates)) // the id of each rate's exact code
 	for i := range v.Rates {
 		r := &v.Rates[i]
-		byContract[r.ContractID] = append(byContract[r.ContractID], r)
+		ids.WriteString(r.ID)
+		e.idEnd[i] = uint32(ids.Len())
+		if r.Active {
+			byContract[r.ContractID] = append(byContract[r.ContractID], int32(i))
+		}
+		if r.CPTCode != "" {
+			id, ok := e.codes[r.CPTCode]
+			if !ok {
+				id = uint32(len(e.codes) + 1)
+				e.codes[r.CPTCode] = id
+			}
+			codeOf[i] = id
+		}
 	}
+	e.ids = ids.String()
 	e.contracts = make([]contractEntry, len(v.Contracts))
 	for i := range v.Contracts {
 		c := &v.Contracts[i]
 		ce := &e.contracts[i]
 		ce.c, ce.rejected = c, v.Rejected[c.ID]
-		ce.index = newRateIndex(byContract[c.ID], v.Priority)
+		ce.index = newRateIndex(v.Rates, byContract[c.ID], v.Priority, e.crit, codeOf)
 		ve := e.vendors[c.VendorID]
 		if ve == nil {
 			ve = &vendorEntry{}
@@ -99,13 +129,27 @@ func New(v *contracts.Validated, opts Options) *Engine {
 			ve.inactive = append(ve.inactive, ce)
 		}
 	}
+	e.crit.done()
 	for _, ve := range e.vendors {
 		slices.SortStableFunc(ve.priceable, func(a, b *contractEntry) int { return cmp.Compare(a.c.Effective, b.c.Effective) })
 	}
 	return e
 }
 
-// Schedule returns the validated schedule the engine prices with.
+// rateID returns the id of the schedule's rate k.
+func (e *Engine) rateID(k int32) string {
+	start := uint32(0)
+	if k > 0 {
+		start = e.idEnd[k-1]
+	}
+	return e.ids[start:e.idEnd[k]]
+}
+
+// NumRates returns the number of accepted rates the engine was built with.
+func (e *Engine) NumRates() int { return e.numRates }
+
+// Schedule returns the validated schedule the engine prices with. Its Rates
+// are nil unless the engine was built with Options.Explain (see NumRates).
 func (e *Engine) Schedule() *contracts.Validated { return e.sched }
 
 // selectContract applies SPEC §3 step 1.
@@ -185,14 +229,17 @@ func (e *Engine) priceLine(ve *vendorEntry, l *claims.Line, res *claims.Result) 
 		res.Code, res.Message = claims.ExcludedService, "code "+l.CPT+" is excluded by contract "+c.Number
 		return
 	}
-	best, conflict := ce.index.lookup(l)
+	ix := ce.index
+	pos, conflict := ix.lookup(l, e.codes[l.CPT])
 	var minUnits, maxUnits int64
+	var rate *rateRec
 	switch {
-	case best != nil:
-		r := best.r
-		res.Rate, res.RateKind, res.MatchPriority = r, r.Kind, best.priority
-		res.RateType, res.RateValue = r.Type, r.Value
-		minUnits, maxUnits = int64(r.MinUnits), int64(r.MaxUnits)
+	case pos >= 0:
+		rate = &ix.rates[pos]
+		res.RateID, res.RateKind, res.MatchPriority = e.rateID(rate.src), ix.crit.kinds[rate.kind], int(rate.priority)
+		res.RateType, res.RateValue = rate.typ, rate.value
+		res.ReviewByRate = rate.flags&recReview != 0
+		minUnits, maxUnits = rate.minUnits, rate.maxUnits
 		if conflict {
 			res.Flags |= claims.RateConflict
 		}
@@ -212,7 +259,7 @@ func (e *Engine) priceLine(ve *vendorEntry, l *claims.Line, res *claims.Result) 
 	res.PricedUnits = l.Units
 	switch {
 	case minUnits > 0 && l.Units < minUnits:
-		res.Code, res.Message = claims.UnitsBelowMinimum, fmt.Sprintf("%d units is below the minimum of %d for rate %s", l.Units, minUnits, res.Rate.ID)
+		res.Code, res.Message = claims.UnitsBelowMinimum, fmt.Sprintf("%d units is below the minimum of %d for rate %s", l.Units, minUnits, res.RateID)
 		return
 	case maxUnits > 0 && l.Units > maxUnits:
 		res.PricedUnits = maxUnits
@@ -228,15 +275,15 @@ func (e *Engine) priceLine(ve *vendorEntry, l *claims.Line, res *claims.Result) 
 
 	if l.PriorAuth == "" {
 		switch {
-		case res.Rate != nil && res.Rate.RequiresAuth:
-			res.Code, res.Message = claims.PriorAuthMissing, "rate "+res.Rate.ID+" requires prior authorization and the line has no prior_auth_number"
+		case rate != nil && rate.flags&recAuth != 0:
+			res.Code, res.Message = claims.PriorAuthMissing, "rate "+res.RateID+" requires prior authorization and the line has no prior_auth_number"
 			return
 		case c.TPA && c.TPAPriorAuthRequired:
 			res.Code, res.Message = claims.PriorAuthMissing, "TPA contract "+c.Number+" requires prior authorization and the line has no prior_auth_number"
 			return
 		}
 	}
-	if (res.Rate != nil && res.Rate.RequiresReview) || (c.TPA && c.TPAMedicalNecessity) {
+	if res.ReviewByRate || (c.TPA && c.TPAMedicalNecessity) {
 		res.Flags |= claims.ReviewRequired
 	}
 }

@@ -92,8 +92,8 @@ func outcome(r *claims.Result) string {
 		return r.Code.String()
 	}
 	id := r.RateKind
-	if r.Rate != nil {
-		id = r.Rate.ID
+	if r.RateID != "" {
+		id = r.RateID
 	}
 	s := fmt.Sprintf("%s %s/%s", r.Contract.ID, id, r.Allowed)
 	if r.Flags != 0 {
@@ -473,5 +473,27 @@ func TestParseDefaultRate(t *testing.T) {
 				t.Errorf("got %s, want %s", got, tt.want)
 			}
 		})
+	}
+}
+
+// TestEngineKeepsFullRatesOnlyForExplain checks that a pricing engine does
+// not hold on to the schedule's rates (its compact index is all it needs),
+// and that Explain asks for the option that keeps them.
+func TestEngineKeepsFullRatesOnlyForExplain(t *testing.T) {
+	v := sampleSchedule(t)
+	e := New(v, Options{})
+	if e.Schedule().Rates != nil || e.NumRates() != len(v.Rates) || len(v.Rates) == 0 {
+		t.Errorf("pricing engine keeps %d rates, counts %d; want none kept, %d counted", len(e.Schedule().Rates), e.NumRates(), len(v.Rates))
+	}
+	func() {
+		defer func() {
+			if recover() == nil {
+				t.Error("Explain on an engine built without Options.Explain did not panic")
+			}
+		}()
+		e.ExplainLine(claims.Line{})
+	}()
+	if x := New(v, Options{Explain: true}); len(x.Schedule().Rates) != len(v.Rates) {
+		t.Errorf("explaining engine keeps %d rates, want %d", len(x.Schedule().Rates), len(v.Rates))
 	}
 }

@@ -244,9 +244,13 @@ func (e *Engine) ExplainLine(l claims.Line) *Explanation {
 // Explain traces the pricing of items[i] as PriceClaim prices it among
 // items, which hold all the lines of its claim (the other lines matter for
 // duplicate line numbers and the stop loss of the case). It does not modify
-// items. i must index items.
+// items. i must index items, and the engine must have been built with
+// Options.Explain.
 func (e *Engine) Explain(items []claims.Item, i int) *Explanation {
 	_ = items[i] // i must index items
+	if !e.opts.Explain {
+		panic("rates: Explain needs an Engine built with Options.Explain")
+	}
 	traces := make([]*Explanation, len(items))
 	seen := map[int64]bool{}
 	for j := range items {
@@ -313,8 +317,9 @@ func (e *Engine) traceLine(l *claims.Line, x *Explanation) {
 	switch {
 	case best != nil:
 		r := best.r
-		res.Rate, res.RateKind, res.MatchPriority = r, r.Kind, best.priority
+		res.RateID, res.RateKind, res.MatchPriority = r.ID, r.Kind, best.priority
 		res.RateType, res.RateValue = r.Type, r.Value
+		res.ReviewByRate = r.RequiresReview
 		minUnits, maxUnits = int64(r.MinUnits), int64(r.MaxUnits)
 		if rt.Conflict {
 			res.Flags |= claims.RateConflict
@@ -344,7 +349,7 @@ func (e *Engine) traceLine(l *claims.Line, x *Explanation) {
 	}
 	switch {
 	case minUnits > 0 && l.Units < minUnits:
-		res.Code, res.Message = claims.UnitsBelowMinimum, fmt.Sprintf("%d units is below the minimum of %d for rate %s", l.Units, minUnits, res.Rate.ID)
+		res.Code, res.Message = claims.UnitsBelowMinimum, fmt.Sprintf("%d units is below the minimum of %d for rate %s", l.Units, minUnits, res.RateID)
 		x.step("units", fmt.Sprintf("%d units, %s: below the minimum", l.Units, limits), "UNITS_BELOW_MINIMUM")
 		return
 	case maxUnits > 0 && l.Units > maxUnits:
@@ -365,9 +370,9 @@ func (e *Engine) traceLine(l *claims.Line, x *Explanation) {
 	// Authorization and review (SPEC §3 step 6).
 	if l.PriorAuth == "" {
 		switch {
-		case res.Rate != nil && res.Rate.RequiresAuth:
-			res.Code, res.Message = claims.PriorAuthMissing, "rate "+res.Rate.ID+" requires prior authorization and the line has no prior_auth_number"
-			x.step("prior auth", "rate "+res.Rate.ID+" requires_auth and the line has no prior_auth_number", "PRIOR_AUTH_MISSING")
+		case best != nil && best.r.RequiresAuth:
+			res.Code, res.Message = claims.PriorAuthMissing, "rate "+res.RateID+" requires prior authorization and the line has no prior_auth_number"
+			x.step("prior auth", "rate "+res.RateID+" requires_auth and the line has no prior_auth_number", "PRIOR_AUTH_MISSING")
 			return
 		case c.TPA && c.TPAPriorAuthRequired:
 			res.Code, res.Message = claims.PriorAuthMissing, "TPA contract "+c.Number+" requires prior authorization and the line has no prior_auth_number"
@@ -379,9 +384,9 @@ func (e *Engine) traceLine(l *claims.Line, x *Explanation) {
 		x.step("prior auth", "prior_auth_number "+l.PriorAuth+" present", "ok")
 	}
 	switch {
-	case res.Rate != nil && res.Rate.RequiresReview:
+	case res.ReviewByRate:
 		res.Flags |= claims.ReviewRequired
-		x.step("review", "rate "+res.Rate.ID+" has requires_review", "REVIEW_REQUIRED")
+		x.step("review", "rate "+res.RateID+" has requires_review", "REVIEW_REQUIRED")
 	case c.TPA && c.TPAMedicalNecessity:
 		res.Flags |= claims.ReviewRequired
 		x.step("review", "TPA contract "+c.Number+" has tpa_medical_necessity", "REVIEW_REQUIRED")
@@ -401,8 +406,8 @@ func optInt(n int64) string {
 
 func rateDesc(res *claims.Result) string {
 	id := res.RateKind
-	if res.Rate != nil {
-		id = "rate " + res.Rate.ID + " (" + res.RateKind + ")"
+	if res.RateID != "" {
+		id = "rate " + res.RateID + " (" + res.RateKind + ")"
 	}
 	return fmt.Sprintf("%s, priority %d", id, res.MatchPriority)
 }
@@ -646,12 +651,8 @@ func (e *Engine) traceRates(ce *contractEntry, l *claims.Line, x *Explanation) *
 			rejected = append(rejected, rc)
 			continue
 		}
-		ir := ce.index.find(r)
-		if ir == nil { // unreachable: every active rate is indexed
-			rc.Criterion, rc.Reason = RejectInactive, "the rate is not in the contract's index"
-			rejected = append(rejected, rc)
-			continue
-		}
+		ir := new(indexedRate)
+		*ir = newIndexedRate(r, e.sched.Priority)
 		rc.Accepted = true
 		rc.Priority = ir.priority
 		candidates[r] = rc
@@ -687,16 +688,6 @@ func (e *Engine) traceRates(ce *contractEntry, l *claims.Line, x *Explanation) *
 		}
 	}
 	return best
-}
-
-// find returns the indexed entry of r, or nil.
-func (ix *rateIndex) find(r *contracts.Rate) *indexedRate {
-	for k := range ix.rates {
-		if ix.rates[k].r == r {
-			return &ix.rates[k]
-		}
-	}
-	return nil
 }
 
 var classNames = [...]string{classExact: "exact code", classRange: "code range", classNone: "no code"}
@@ -911,9 +902,7 @@ func newOutcome(r *claims.Result) Outcome {
 	if r.Contract != nil {
 		o.ContractID, o.ContractNumber = r.Contract.ID, r.Contract.Number
 	}
-	if r.Rate != nil {
-		o.RateID = r.Rate.ID
-	}
+	o.RateID = r.RateID
 	if r.Priced() {
 		o.RateKind, o.MatchPriority, o.RateType, o.RateValue = r.RateKind, r.MatchPriority, r.RateType.String(), r.RateValue.String()
 		o.PricedUnits = r.PricedUnits

@@ -106,7 +106,7 @@ func TestExplainMatchesPriceClaimOnSample(t *testing.T) {
 	for _, tt := range []struct {
 		name string
 		opts Options
-	}{{"no system default", Options{}}, {"system default", Options{SystemDefault: &sys}}} {
+	}{{"no system default", Options{Explain: true}}, {"system default", Options{SystemDefault: &sys, Explain: true}}} {
 		t.Run(tt.name, func(t *testing.T) {
 			lines, codes := checkExplainMatches(t, New(v, tt.opts), groups)
 			if lines < 400 {
@@ -211,6 +211,7 @@ func TestExplainMatchesPriceClaimRandom(t *testing.T) {
 		if rng.IntN(2) == 0 {
 			opts.SystemDefault = &DefaultRate{Type: contracts.Amount, Value: 25 * money.FixedScale}
 		}
+		opts.Explain = true
 		e := New(contracts.Validate(&contracts.Schedule{Contracts: cs, Rates: rs}), opts)
 		var claim []claims.Item
 		for n := 1 + rng.IntN(5); n > 0; n-- {
@@ -274,19 +275,27 @@ func TestRejectRateAgreesWithMatches(t *testing.T) {
 // named for every ordered pair of indexed rates is the one compareRates
 // decides on: rate_id exactly when compareKey ties.
 func TestDecidingCriterionAgreesWithCompareRates(t *testing.T) {
-	e := New(sampleSchedule(t), Options{})
+	e := New(sampleSchedule(t), Options{Explain: true})
 	pairs := 0
 	for k := range e.contracts {
 		ix := e.contracts[k].index
+		full := func(pos int) *indexedRate {
+			ir := newIndexedRate(&e.sched.Rates[ix.rates[pos].src], e.sched.Priority)
+			return &ir
+		}
 		for a := range ix.rates {
 			for b := a + 1; b < len(ix.rates); b++ {
-				ra, rb := &ix.rates[a], &ix.rates[b]
+				ra, rb := full(a), full(b)
 				if compareRates(*ra, *rb) >= 0 {
 					t.Fatalf("index of %s is not sorted at %d", e.contracts[k].c.ID, a)
 				}
 				crit, detail := decidingCriterion(ra, rb)
-				if tie := compareKey(ra, rb) == 0; tie != (crit == TieRateID) {
+				tie := compareKey(ra, rb) == 0
+				if tie != (crit == TieRateID) {
 					t.Errorf("%s over %s: criterion %s (%s), compareKey tie = %v", ra.r.ID, rb.r.ID, crit, detail, tie)
+				}
+				if inGroup := int32(b) < ix.rates[a].tieEnd; inGroup != tie {
+					t.Errorf("%s over %s: tieEnd %d puts position %d in its tie group = %v, compareKey tie = %v", ra.r.ID, rb.r.ID, ix.rates[a].tieEnd, b, inGroup, tie)
 				}
 				pairs++
 			}
@@ -313,7 +322,7 @@ func sampleLine(t *testing.T, raw map[claims.Field]string) claims.Line {
 }
 
 func TestExplainTraces(t *testing.T) {
-	e := New(sampleSchedule(t), Options{})
+	e := New(sampleSchedule(t), Options{Explain: true})
 	type raw = map[claims.Field]string
 	tests := []struct {
 		name  string
@@ -417,7 +426,7 @@ func TestExplainTraces(t *testing.T) {
 }
 
 func TestExplainStopLossCase(t *testing.T) {
-	e := New(sampleSchedule(t), Options{})
+	e := New(sampleSchedule(t), Options{Explain: true})
 	for _, g := range sampleClaimGroups(t) {
 		if g[0].Line.ClaimID != "CLM001047" {
 			continue

@@ -9,6 +9,7 @@ import (
 
 	"github.com/repricer/repricer/claims"
 	"github.com/repricer/repricer/contracts"
+	"github.com/repricer/repricer/money"
 )
 
 // cptClass orders rates by how they name the code: exact before range
@@ -19,11 +20,11 @@ const (
 	classNone
 )
 
-// indexedRate is an active, accepted rate with its static ordering key and
-// what matching reads first, kept inline so that the common rate (a code
-// and dates, no other criterion) matches without touching the Rate.
+// indexedRate is an active, accepted rate with its static ordering key: the
+// form the index is sorted in and Explain reasons with.
 type indexedRate struct {
 	r        *contracts.Rate
+	src      int32 // index of r in the Validated schedule's Rates
 	priority int
 	eff, end contracts.Date
 	class    uint8
@@ -31,84 +32,225 @@ type indexedRate struct {
 	criteria bool  // a modifier, specialty, visit kind or place of service is set
 }
 
+func newIndexedRate(r *contracts.Rate, priority map[string]int) indexedRate {
+	ir := indexedRate{r: r, priority: priority[r.Kind], class: classNone, eff: r.Effective, end: r.End,
+		criteria: r.Modifier != "" || r.Specialty != "" || r.VisitKind != "" || len(r.PlaceOfService) > 0}
+	switch {
+	case r.CPTCode != "":
+		ir.class = classExact
+	case r.IsRange():
+		ir.class = classRange
+	}
+	if r.Modifier != "" && !contracts.KindRequirements[r.Kind].Modifier {
+		ir.optional++
+	}
+	if len(r.PlaceOfService) > 0 {
+		ir.optional++
+	}
+	return ir
+}
+
+// rateRec is an indexed rate as pricing reads it. It holds no pointers and
+// no strings (criteria are ids in the engine's criteria table), so that a
+// schedule of a million rates takes 64 MB the garbage collector never scans,
+// instead of the 250 MB of pointer-rich contracts.Rate values.
+type rateRec struct {
+	value              money.Fixed
+	minUnits, maxUnits int64
+	eff, end           contracts.Date
+	// tieEnd is one past the last position that ties with this rate on
+	// SPEC §3 tie-breaks (a)-(d): rates there differ only by id.
+	tieEnd int32
+	src    int32 // index of the rate in the Validated schedule's Rates
+	// Criteria as ids in criteriaTable (0 = not set).
+	modifier, specialty, visitKind, places uint32
+	priority                               uint8
+	kind                                   uint8 // index in criteriaTable.kinds
+	typ                                    contracts.RateType
+	flags                                  recFlags
+}
+
+type recFlags uint8
+
+const (
+	recCriteria recFlags = 1 << iota // modifier, specialty, visit kind or place of service set
+	recAuth                          // requires_auth
+	recReview                        // requires_review
+)
+
+// criteriaTable holds, once per engine, the strings rateRecs refer to by id.
+type criteriaTable struct {
+	strs   []string   // modifiers, specialties, visit kinds; strs[0] = ""
+	places [][]string // place-of-service sets; places[0] = nil
+	kinds  []string
+	// Build-time lookups, dropped once the engine is built.
+	strIDs, placeIDs, kindIDs map[string]uint32
+}
+
+func newCriteriaTable() *criteriaTable {
+	return &criteriaTable{strs: []string{""}, places: [][]string{nil},
+		strIDs: map[string]uint32{}, placeIDs: map[string]uint32{}, kindIDs: map[string]uint32{}}
+}
+
+func (t *criteriaTable) str(s string) uint32 {
+	if s == "" {
+		return 0
+	}
+	id, ok := t.strIDs[s]
+	if !ok {
+		id = uint32(len(t.strs))
+		t.strs = append(t.strs, s)
+		t.strIDs[s] = id
+	}
+	return id
+}
+
+func (t *criteriaTable) placeSet(ps []string) uint32 {
+	if len(ps) == 0 {
+		return 0
+	}
+	key := strings.Join(ps, ",")
+	id, ok := t.placeIDs[key]
+	if !ok {
+		id = uint32(len(t.places))
+		t.places = append(t.places, ps)
+		t.placeIDs[key] = id
+	}
+	return id
+}
+
+func (t *criteriaTable) kind(k string) uint8 {
+	id, ok := t.kindIDs[k]
+	if !ok {
+		id = uint32(len(t.kinds))
+		t.kinds = append(t.kinds, k)
+		t.kindIDs[k] = id
+	}
+	return uint8(id) // validated kinds are the few known ones
+}
+
+func (t *criteriaTable) done() { t.strIDs, t.placeIDs, t.kindIDs = nil, nil, nil }
+
+// span is a bucket: n positions from off in rateIndex.pos.
+type span struct{ off, n uint32 }
+
 // rateIndex answers "which rates of one contract can apply to this line"
 // without scanning the contract's rates. All rates sit in one slice sorted
 // by the full tie-break order, and every bucket holds ascending positions in
 // it, so the first match in a bucket is that bucket's best and the smallest
 // position over the buckets is the winner.
 type rateIndex struct {
-	rates       []indexedRate
-	exact       map[string][]int32
-	bySpecialty map[string][]int32
-	byVisitKind map[string][]int32
+	rates       []rateRec
+	crit        *criteriaTable
+	pos         []int32         // every bucket's positions, back to back
+	exact       map[uint32]span // by code id (Engine.codes)
+	bySpecialty map[string]span
+	byVisitKind map[string]span
 	// Ranges as elementary segments: rangePts holds the sorted distinct
 	// bounds; segment 2k is the point rangePts[k], segment 2k+1 the codes
 	// strictly between rangePts[k] and rangePts[k+1].
 	rangePts  []string
-	rangeSegs [][]int32
+	rangeSegs []span
 }
 
-func newRateIndex(rs []*contracts.Rate, priority map[string]int) *rateIndex {
-	ix := &rateIndex{
-		rates:       make([]indexedRate, 0, len(rs)),
-		exact:       map[string][]int32{},
-		bySpecialty: map[string][]int32{},
-		byVisitKind: map[string][]int32{},
+// newRateIndex indexes the rates all[i] for i in srcs (the active, accepted
+// rates of one contract). codeOf[i] is the id of all[i]'s exact code.
+func newRateIndex(all []contracts.Rate, srcs []int32, priority map[string]int, crit *criteriaTable, codeOf []uint32) *rateIndex {
+	irs := make([]indexedRate, 0, len(srcs))
+	for _, k := range srcs {
+		ir := newIndexedRate(&all[k], priority)
+		ir.src = k
+		irs = append(irs, ir)
 	}
-	for _, r := range rs {
-		if !r.Active {
-			continue
-		}
-		ir := indexedRate{r: r, priority: priority[r.Kind], class: classNone, eff: r.Effective, end: r.End,
-			criteria: r.Modifier != "" || r.Specialty != "" || r.VisitKind != "" || len(r.PlaceOfService) > 0}
-		switch {
-		case r.CPTCode != "":
-			ir.class = classExact
-		case r.IsRange():
-			ir.class = classRange
-		}
-		if r.Modifier != "" && !contracts.KindRequirements[r.Kind].Modifier {
-			ir.optional++
-		}
-		if len(r.PlaceOfService) > 0 {
-			ir.optional++
-		}
-		ix.rates = append(ix.rates, ir)
-	}
-	slices.SortFunc(ix.rates, compareRates)
+	slices.SortFunc(irs, compareRates)
 
+	ix := &rateIndex{rates: make([]rateRec, len(irs)), crit: crit}
 	var pts []string
-	for _, ir := range ix.rates {
+	for i := range irs {
+		ir, r := &irs[i], irs[i].r
+		rec := &ix.rates[i]
+		*rec = rateRec{value: r.Value, minUnits: int64(r.MinUnits), maxUnits: int64(r.MaxUnits), eff: ir.eff, end: ir.end,
+			src: ir.src, modifier: crit.str(r.Modifier), specialty: crit.str(r.Specialty), visitKind: crit.str(r.VisitKind),
+			places: crit.placeSet(r.PlaceOfService), priority: uint8(ir.priority), kind: crit.kind(r.Kind), typ: r.Type}
+		if ir.criteria {
+			rec.flags |= recCriteria
+		}
+		if r.RequiresAuth {
+			rec.flags |= recAuth
+		}
+		if r.RequiresReview {
+			rec.flags |= recReview
+		}
 		if ir.class == classRange {
-			pts = append(pts, ir.r.RangeStart, ir.r.RangeEnd)
+			pts = append(pts, r.RangeStart, r.RangeEnd)
 		}
 	}
+	for i := len(irs) - 1; i >= 0; i-- {
+		ix.rates[i].tieEnd = int32(i + 1)
+		if i+1 < len(irs) && compareKey(&irs[i], &irs[i+1]) == 0 {
+			ix.rates[i].tieEnd = ix.rates[i+1].tieEnd
+		}
+	}
+
 	slices.Sort(pts)
 	ix.rangePts = slices.Compact(pts)
-	ix.rangeSegs = make([][]int32, 2*len(ix.rangePts))
-	for i, ir := range ix.rates {
-		pos := int32(i)
-		r := ir.r
+	segs := make([][]int32, 2*len(ix.rangePts))
+	exact := map[uint32][]int32{}
+	bySpecialty := map[string][]int32{}
+	byVisitKind := map[string][]int32{}
+	for i := range irs {
+		pos, r := int32(i), irs[i].r
 		switch {
-		case ir.class == classExact:
-			ix.exact[r.CPTCode] = append(ix.exact[r.CPTCode], pos)
-		case ir.class == classRange:
+		case irs[i].class == classExact:
+			id := codeOf[irs[i].src]
+			exact[id] = append(exact[id], pos)
+		case irs[i].class == classRange:
 			lo, _ := slices.BinarySearch(ix.rangePts, r.RangeStart)
 			hi, _ := slices.BinarySearch(ix.rangePts, r.RangeEnd)
 			for k := lo; k <= hi; k++ {
-				ix.rangeSegs[2*k] = append(ix.rangeSegs[2*k], pos)
+				segs[2*k] = append(segs[2*k], pos)
 				if k < hi {
-					ix.rangeSegs[2*k+1] = append(ix.rangeSegs[2*k+1], pos)
+					segs[2*k+1] = append(segs[2*k+1], pos)
 				}
 			}
 		case r.Specialty != "":
-			ix.bySpecialty[r.Specialty] = append(ix.bySpecialty[r.Specialty], pos)
+			bySpecialty[r.Specialty] = append(bySpecialty[r.Specialty], pos)
 		default:
-			ix.byVisitKind[r.VisitKind] = append(ix.byVisitKind[r.VisitKind], pos)
+			byVisitKind[r.VisitKind] = append(byVisitKind[r.VisitKind], pos)
 		}
+	}
+	ix.exact = flatten(ix, exact)
+	ix.bySpecialty = flatten(ix, bySpecialty)
+	ix.byVisitKind = flatten(ix, byVisitKind)
+	ix.rangeSegs = make([]span, len(segs))
+	for k, b := range segs {
+		ix.rangeSegs[k] = ix.add(b)
 	}
 	return ix
 }
+
+// flatten moves buckets into ix.pos, in key order so that the layout (and
+// so the run) does not depend on map iteration.
+func flatten[K cmp.Ordered](ix *rateIndex, buckets map[K][]int32) map[K]span {
+	keys := make([]K, 0, len(buckets))
+	for k := range buckets {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	out := make(map[K]span, len(buckets))
+	for _, k := range keys {
+		out[k] = ix.add(buckets[k])
+	}
+	return out
+}
+
+func (ix *rateIndex) add(b []int32) span {
+	s := span{off: uint32(len(ix.pos)), n: uint32(len(b))}
+	ix.pos = append(ix.pos, b...)
+	return s
+}
+
+func (ix *rateIndex) bucket(s span) []int32 { return ix.pos[s.off : s.off+s.n] }
 
 // compareRates is the full winner order of SPEC §3 step 3: priority, then
 // exact over range over none (a later range start, then an earlier end, wins
@@ -183,24 +325,24 @@ func matches(r *contracts.Rate, l *claims.Line) bool {
 // matchesInBucket is matches for a rate found in one of l's buckets: the
 // bucket already guarantees the code or range, so only dates and the other
 // criteria are left to check.
-func matchesInBucket(ir *indexedRate, l *claims.Line) bool {
-	if ir.eff > l.ServiceDate || (ir.end != 0 && ir.end < l.ServiceDate) {
+func (ix *rateIndex) matchesInBucket(r *rateRec, l *claims.Line) bool {
+	if r.eff > l.ServiceDate || (r.end != 0 && r.end < l.ServiceDate) {
 		return false
 	}
-	if !ir.criteria {
+	if r.flags&recCriteria == 0 {
 		return true
 	}
-	r := ir.r
-	if r.Modifier != "" && !l.HasModifier(r.Modifier) {
+	t := ix.crit
+	if r.modifier != 0 && !l.HasModifier(t.strs[r.modifier]) {
 		return false
 	}
-	if r.Specialty != "" && r.Specialty != l.Specialty {
+	if r.specialty != 0 && t.strs[r.specialty] != l.Specialty {
 		return false
 	}
-	if r.VisitKind != "" && r.VisitKind != l.VisitKind {
+	if r.visitKind != 0 && t.strs[r.visitKind] != l.VisitKind {
 		return false
 	}
-	return len(r.PlaceOfService) == 0 || slices.Contains(r.PlaceOfService, l.POS)
+	return r.places == 0 || slices.Contains(t.places[r.places], l.POS)
 }
 
 // firstMatch returns the smallest position in bucket whose rate matches l,
@@ -210,32 +352,36 @@ func (ix *rateIndex) firstMatch(bucket []int32, l *claims.Line, limit int32) int
 		if pos >= limit {
 			break
 		}
-		if matchesInBucket(&ix.rates[pos], l) {
+		if ix.matchesInBucket(&ix.rates[pos], l) {
 			return pos
 		}
 	}
 	return limit
 }
 
-// lookup returns the winning rate for l and whether another matching rate
-// ties with it on criteria (a)-(d) with a different type or value.
-func (ix *rateIndex) lookup(l *claims.Line) (best *indexedRate, conflict bool) {
+// lookup returns the position of the winning rate for l (-1 for none) and
+// whether another matching rate ties with it on criteria (a)-(d) with a
+// different type or value. code is the id of l's code in Engine.codes
+// (0 when no rate names it exactly).
+func (ix *rateIndex) lookup(l *claims.Line, code uint32) (best int32, conflict bool) {
 	var buckets [4][]int32
-	buckets[0] = ix.exact[l.CPT]
+	if s, ok := ix.exact[code]; ok && code != 0 {
+		buckets[0] = ix.bucket(s)
+	}
 	if len(ix.rangePts) > 0 {
 		k := sort.SearchStrings(ix.rangePts, l.CPT)
 		switch {
 		case k < len(ix.rangePts) && ix.rangePts[k] == l.CPT:
-			buckets[1] = ix.rangeSegs[2*k]
+			buckets[1] = ix.bucket(ix.rangeSegs[2*k])
 		case k > 0:
-			buckets[1] = ix.rangeSegs[2*(k-1)+1]
+			buckets[1] = ix.bucket(ix.rangeSegs[2*(k-1)+1])
 		}
 	}
 	if l.Specialty != "" && len(ix.bySpecialty) > 0 {
-		buckets[2] = ix.bySpecialty[l.Specialty]
+		buckets[2] = ix.bucket(ix.bySpecialty[l.Specialty])
 	}
 	if l.VisitKind != "" && len(ix.byVisitKind) > 0 {
-		buckets[3] = ix.byVisitKind[l.VisitKind]
+		buckets[3] = ix.bucket(ix.byVisitKind[l.VisitKind])
 	}
 	none := int32(len(ix.rates))
 	pos := none
@@ -243,22 +389,19 @@ func (ix *rateIndex) lookup(l *claims.Line) (best *indexedRate, conflict bool) {
 		pos = ix.firstMatch(b, l, pos)
 	}
 	if pos == none {
-		return nil, false
+		return -1, false
 	}
-	best = &ix.rates[pos]
+	w := &ix.rates[pos]
 	// A conflicting rate ties with the winner on (a)-(d), so it sits just
-	// after it in one of the same buckets.
+	// after it, before w.tieEnd, in one of the same buckets.
 	for _, b := range buckets {
 		i, _ := slices.BinarySearch(b, pos+1)
-		for ; i < len(b); i++ {
+		for ; i < len(b) && b[i] < w.tieEnd; i++ {
 			other := &ix.rates[b[i]]
-			if compareKey(best, other) != 0 {
-				break
-			}
-			if matchesInBucket(other, l) && (other.r.Type != best.r.Type || other.r.Value != best.r.Value) {
-				return best, true
+			if ix.matchesInBucket(other, l) && (other.typ != w.typ || other.value != w.value) {
+				return pos, true
 			}
 		}
 	}
-	return best, false
+	return pos, false
 }

@@ -381,8 +381,8 @@ func TestImportWAFeeSchedules(t *testing.T) {
 			if !r.Priced() || r.Allowed.String() != tt.want {
 				t.Fatalf("code %q %s allowed %s, want %s", r.Code, r.Message, r.Allowed, tt.want)
 			}
-			if tt.rateID != "" && r.Rate.ID != tt.rateID {
-				t.Errorf("rate %s, want %s", r.Rate.ID, tt.rateID)
+			if tt.rateID != "" && r.RateID != tt.rateID {
+				t.Errorf("rate %s, want %s", r.RateID, tt.rateID)
 			}
 		})
 	}

@@ -112,6 +112,7 @@ func explain(ctx context.Context, c *cli.Context, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
+	opts.Explain = true
 	eng := rates.New(v, opts)
 	xs := make([]*rates.Explanation, len(targets))
 	for k, i := range targets {

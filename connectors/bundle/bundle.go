@@ -89,7 +89,7 @@ func Read(ctx context.Context, dir string) (*contracts.Schedule, error) {
 	if n, err := countLines(ratesPath); err == nil {
 		s.Rates = make([]contracts.Rate, 0, n)
 	}
-	in := interner{}
+	in := newInterner()
 	if err := readFile(ctx, ratesPath, requiredRate, func(r *row) {
 		s.Rates = append(s.Rates, parseRate(r, in))
 	}); err != nil {
@@ -210,11 +210,11 @@ func (r *row) rateType(field string) contracts.RateType {
 }
 
 // codes splits a comma-separated list of codes, normalized.
-func codes(s string, in interner) []string {
+func codes(s string, in *interner) []string {
 	var out []string
 	for _, p := range strings.Split(s, ",") {
 		if p = contracts.NormalizeCode(p); p != "" {
-			out = append(out, in.get(p))
+			out = append(out, in.get(inOther, p))
 		}
 	}
 	return out
@@ -270,34 +270,53 @@ func parseContract(r *row) contracts.Contract {
 
 // interner shares one copy of each repeated value (contract ids, kinds,
 // codes) among the rates that name it. Without it every rate would keep its
-// whole CSV record alive through its fields: 75 MB for 1M rates. A nil
-// interner returns its argument.
-type interner map[string]string
+// whole CSV record alive through its fields: 75 MB for 1M rates. Rates come
+// grouped by contract, so each field first checks the value of the row
+// before. A nil *interner returns its argument.
+type interner struct {
+	m    map[string]string
+	last [numInterned]string
+}
 
-func (in interner) get(s string) string {
+// Fields of a rate row that the interner caches the last value of.
+const (
+	inContract = iota
+	inKind
+	inCode
+	inOther
+	numInterned
+)
+
+func newInterner() *interner { return &interner{m: map[string]string{}} }
+
+func (in *interner) get(field int, s string) string {
 	if s == "" || in == nil {
 		return s
 	}
-	if v, ok := in[s]; ok {
-		return v
+	if s == in.last[field] {
+		return in.last[field]
 	}
-	s = strings.Clone(s)
-	in[s] = s
-	return s
+	v, ok := in.m[s]
+	if !ok {
+		v = strings.Clone(s)
+		in.m[v] = v
+	}
+	in.last[field] = v
+	return v
 }
 
-func parseRate(r *row, in interner) contracts.Rate {
+func parseRate(r *row, in *interner) contracts.Rate {
 	rt := contracts.Rate{
 		ID:             strings.Clone(strings.TrimSpace(r.get("rate_id"))),
-		ContractID:     in.get(strings.TrimSpace(r.get("contract_id"))),
-		Kind:           in.get(strings.ToUpper(strings.TrimSpace(r.get("rate_kind")))),
+		ContractID:     in.get(inContract, strings.TrimSpace(r.get("contract_id"))),
+		Kind:           in.get(inKind, strings.ToUpper(strings.TrimSpace(r.get("rate_kind")))),
 		Type:           r.rateType("rate_type"),
-		Specialty:      in.get(contracts.NormalizeCode(r.get("specialty"))),
-		VisitKind:      in.get(contracts.NormalizeCode(r.get("visit_kind"))),
-		CPTCode:        in.get(contracts.NormalizeCode(r.get("cpt_code"))),
-		RangeStart:     in.get(contracts.NormalizeCode(r.get("cpt_range_start"))),
-		RangeEnd:       in.get(contracts.NormalizeCode(r.get("cpt_range_end"))),
-		Modifier:       in.get(contracts.NormalizeCode(r.get("modifier"))),
+		Specialty:      in.get(inOther, contracts.NormalizeCode(r.get("specialty"))),
+		VisitKind:      in.get(inOther, contracts.NormalizeCode(r.get("visit_kind"))),
+		CPTCode:        in.get(inCode, contracts.NormalizeCode(r.get("cpt_code"))),
+		RangeStart:     in.get(inCode, contracts.NormalizeCode(r.get("cpt_range_start"))),
+		RangeEnd:       in.get(inCode, contracts.NormalizeCode(r.get("cpt_range_end"))),
+		Modifier:       in.get(inOther, contracts.NormalizeCode(r.get("modifier"))),
 		PlaceOfService: codes(r.get("place_of_service"), in),
 		Effective:      r.date("effective_date"),
 		End:            r.date("end_date"),

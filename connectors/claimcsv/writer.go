@@ -106,15 +106,11 @@ func AppendPriced(dst []byte, it *claims.Item) []byte {
 		}
 		dst = append(dst, ',')
 	}
-	rateID := ""
-	if r.Rate != nil {
-		rateID = r.Rate.ID
-	}
 	dst = appendField(dst, r.Contract.ID)
 	dst = append(dst, ',')
 	dst = appendField(dst, r.Contract.Number)
 	dst = append(dst, ',')
-	dst = appendField(dst, rateID)
+	dst = appendField(dst, r.RateID)
 	dst = append(dst, ',')
 	dst = appendField(dst, r.RateKind)
 	dst = append(dst, ',')
@@ -163,10 +159,10 @@ func ExceptionMessage(r *claims.Result, code claims.Code) string {
 	case claims.ExpiredContractHonoredReview:
 		return "contract " + r.Contract.Number + " expired " + r.Contract.Expiration.String() + "; its rates were honored"
 	case claims.RateConflictReview:
-		return "rates of different value tie with rate " + r.Rate.ID + "; the smallest rate_id was used"
+		return "rates of different value tie with rate " + r.RateID + "; the smallest rate_id was used"
 	case claims.ReviewRequiredReview:
-		if r.Rate != nil && r.Rate.RequiresReview {
-			return "rate " + r.Rate.ID + " requires medical review"
+		if r.ReviewByRate {
+			return "rate " + r.RateID + " requires medical review"
 		}
 		return "TPA contract " + r.Contract.Number + " requires a medical necessity review"
 	}

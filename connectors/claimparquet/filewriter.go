@@ -116,17 +116,13 @@ func (w *FileWriter) Write(ctx context.Context, items []claims.Item) error {
 		it := &items[i]
 		l, r := &it.Line, &it.Result
 		if r.Priced() {
-			rateID := ""
-			if r.Rate != nil {
-				rateID = r.Rate.ID
-			}
 			w.prows = append(w.prows, pricedRow{
 				ClaimID: l.Raw[claims.ClaimID], LineNumber: l.Raw[claims.LineNumber], VendorID: l.Raw[claims.VendorID],
 				MemberID: l.Raw[claims.MemberID], ProviderNPI: l.Raw[claims.ProviderNPI], CPTCode: l.Raw[claims.CPTCode],
 				Modifiers: l.Raw[claims.Modifiers], Specialty: l.Raw[claims.Specialty], VisitKind: l.Raw[claims.VisitKind],
 				PlaceOfService: l.Raw[claims.PlaceOfService], ServiceDate: int32(int64(l.ServiceDate) - w.epoch),
 				Units: l.Units, BilledAmount: int64(l.Billed), PriorAuthNumber: l.Raw[claims.PriorAuthNumber],
-				ContractID: r.Contract.ID, ContractNumber: r.Contract.Number, RateID: rateID, RateKind: r.RateKind,
+				ContractID: r.Contract.ID, ContractNumber: r.Contract.Number, RateID: r.RateID, RateKind: r.RateKind,
 				MatchPriority: int32(r.MatchPriority), RateType: r.RateType.String(), RateValue: int64(r.RateValue),
 				PricedUnits: r.PricedUnits, AllowedBeforeStopLoss: int64(r.AllowedBeforeStopLoss),
 				StopLossReduction: int64(r.StopLossReduction), AllowedAmount: int64(r.Allowed), AdminFee: int64(r.AdminFee),

@@ -354,11 +354,7 @@ func (w *Writer) appendPriced(it *claims.Item) {
 	c := w.pFirstResult
 	w.appendText(t, c, r.Contract.ID)
 	w.appendText(t, c+1, r.Contract.Number)
-	rateID := ""
-	if r.Rate != nil {
-		rateID = r.Rate.ID
-	}
-	w.appendText(t, c+2, rateID)
+	w.appendText(t, c+2, r.RateID)
 	w.appendText(t, c+3, r.RateKind)
 	w.pMatch.Append(int32(r.MatchPriority))
 	w.appendText(t, c+5, r.RateType.String())

@@ -46,7 +46,6 @@ func TestSchemasMatchCSVColumns(t *testing.T) {
 // genItems makes n priced and unpriced items (deterministic).
 func genItems(n int) []claims.Item {
 	c := &contracts.Contract{ID: "K1", Number: "CN-001", Expiration: contracts.DateOf(2024, 1, 31)}
-	rate := &contracts.Rate{ID: "R7", RequiresReview: true}
 	items := make([]claims.Item, n)
 	for i := range items {
 		it := &items[i]
@@ -73,7 +72,7 @@ func genItems(n int) []claims.Item {
 			r.AdminFee = 123
 			r.NetPayable = r.Allowed - r.AdminFee
 			if i%10 == 7 {
-				r.Rate = rate
+				r.RateID, r.ReviewByRate = "R7", true
 				r.Flags = claims.ReviewRequired | claims.ExpiredContractHonored
 			}
 		}
