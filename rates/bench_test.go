@@ -66,7 +66,7 @@ func BenchmarkLookup(b *testing.B) {
 		b.ReportAllocs()
 		for i := 0; i < b.N; i++ {
 			l := &items[i%len(items)].Line
-			ix.lookup(l, e.codes[l.CPT])
+			ix.lookup(l)
 		}
 	})
 	irs := make([]indexedRate, len(rs))

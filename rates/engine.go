@@ -65,7 +65,6 @@ type Engine struct {
 	numRates  int
 	contracts []contractEntry
 	vendors   map[string]*vendorEntry
-	codes     map[string]uint32 // every exact code of the schedule, with ids from 1
 	crit      *criteriaTable
 	ids       string   // every rate id, back to back
 	idEnd     []uint32 // end of Rates[k].ID in ids
@@ -90,25 +89,16 @@ func New(v *contracts.Validated, opts Options) *Engine {
 	if !opts.Explain {
 		sched.Rates = nil
 	}
-	e := &Engine{sched: &sched, numRates: len(v.Rates), vendors: map[string]*vendorEntry{}, codes: map[string]uint32{},
+	e := &Engine{sched: &sched, numRates: len(v.Rates), vendors: map[string]*vendorEntry{},
 		crit: newCriteriaTable(), idEnd: make([]uint32, len(v.Rates)), opts: opts}
 	var ids strings.Builder
 	byContract := map[string][]int32{}
-	codeOf := make([]uint32, len(v.Rates)) // the id of each rate's exact code
 	for i := range v.Rates {
 		r := &v.Rates[i]
 		ids.WriteString(r.ID)
 		e.idEnd[i] = uint32(ids.Len())
 		if r.Active {
 			byContract[r.ContractID] = append(byContract[r.ContractID], int32(i))
-		}
-		if r.CPTCode != "" {
-			id, ok := e.codes[r.CPTCode]
-			if !ok {
-				id = uint32(len(e.codes) + 1)
-				e.codes[r.CPTCode] = id
-			}
-			codeOf[i] = id
 		}
 	}
 	e.ids = ids.String()
@@ -117,7 +107,7 @@ func New(v *contracts.Validated, opts Options) *Engine {
 		c := &v.Contracts[i]
 		ce := &e.contracts[i]
 		ce.c, ce.rejected = c, v.Rejected[c.ID]
-		ce.index = newRateIndex(v.Rates, byContract[c.ID], v.Priority, e.crit, codeOf)
+		ce.index = newRateIndex(v.Rates, byContract[c.ID], v.Priority, e.crit)
 		ve := e.vendors[c.VendorID]
 		if ve == nil {
 			ve = &vendorEntry{}
@@ -230,7 +220,7 @@ func (e *Engine) priceLine(ve *vendorEntry, l *claims.Line, res *claims.Result) 
 		return
 	}
 	ix := ce.index
-	pos, conflict := ix.lookup(l, e.codes[l.CPT])
+	pos, conflict := ix.lookup(l)
 	var minUnits, maxUnits int64
 	var rate *rateRec
 	switch {

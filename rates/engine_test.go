@@ -1,7 +1,9 @@
 package rates
 
 import (
+	"cmp"
 	"fmt"
+	"math/rand/v2"
 	"strings"
 	"testing"
 
@@ -495,5 +497,69 @@ func TestEngineKeepsFullRatesOnlyForExplain(t *testing.T) {
 	}()
 	if x := New(v, Options{Explain: true}); len(x.Schedule().Rates) != len(v.Rates) {
 		t.Errorf("explaining engine keeps %d rates, want %d", len(x.Schedule().Rates), len(v.Rates))
+	}
+}
+
+// TestCodeKeyOrdersAsStrings checks that packed code keys compare exactly
+// as the codes do, and refuse the codes they cannot represent.
+func TestCodeKeyOrdersAsStrings(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 8))
+	const alphabet = "019AJZaz-."
+	gen := func() string {
+		b := make([]byte, rng.IntN(9))
+		for i := range b {
+			b[i] = alphabet[rng.IntN(len(alphabet))]
+		}
+		return string(b)
+	}
+	for i := 0; i < 20000; i++ {
+		a, b := gen(), gen()
+		ka, okA := codeKey(a)
+		kb, okB := codeKey(b)
+		if !okA || !okB {
+			t.Fatalf("codeKey refused %q or %q", a, b)
+		}
+		if got, want := cmp.Compare(ka, kb), strings.Compare(a, b); got != want {
+			t.Fatalf("%q vs %q: keys compare %d, codes %d", a, b, got, want)
+		}
+	}
+	for _, s := range []string{"123456789", "A\x00"} {
+		if _, ok := codeKey(s); ok {
+			t.Errorf("codeKey(%q) accepted a code it cannot represent", s)
+		}
+	}
+}
+
+// TestLongCodes prices codes longer than a packed key holds, exactly and in
+// ranges, next to short codes of the same contract.
+func TestLongCodes(t *testing.T) {
+	c := contract("C1")
+	rs := []contracts.Rate{
+		rate("1", "10", func(r *contracts.Rate) { r.CPTCode = "ABCDEFGHIJ" }),
+		rate("2", "20", func(r *contracts.Rate) {
+			r.Kind, r.CPTCode, r.RangeStart, r.RangeEnd = contracts.KindCPT, "", "ABCDEFGH00", "ABCDEFGH99"
+		}),
+		rate("3", "30", func(r *contracts.Rate) {
+			r.Kind, r.CPTCode, r.RangeStart, r.RangeEnd = contracts.KindCPT, "", "A0000", "B0000"
+		}),
+		rate("4", "40", func(r *contracts.Rate) { r.CPTCode = "99214" }),
+	}
+	e := engine(t, []contracts.Contract{c}, rs, Options{})
+	for _, tt := range []struct{ code, want string }{
+		{"ABCDEFGHIJ", "C1 1/10.00"},  // exact, long
+		{"ABCDEFGH50", "C1 2/20.00"},  // long range beats the wider short one
+		{"ABCDEFGH", "C1 3/30.00"},    // 8 bytes: below the long range, in the short one
+		{"A12345678", "C1 3/30.00"},   // 9 bytes in a range of short bounds
+		{"99214", "C1 4/40.00"},       // short exact
+		{"ABCDEFGHIJK", "C1 3/30.00"}, // long, no exact rate
+		{"C0000", "NO_RATE"},
+	} {
+		t.Run(tt.code, func(t *testing.T) {
+			it := line(set(claims.CPTCode, tt.code))
+			e.NewPricer().PriceLine(&it)
+			if got := outcome(&it.Result); got != tt.want {
+				t.Errorf("got %s, want %s", got, tt.want)
+			}
+		})
 	}
 }

@@ -3,7 +3,6 @@ package rates
 import (
 	"cmp"
 	"slices"
-	"sort"
 	"strconv"
 	"strings"
 
@@ -143,19 +142,39 @@ type rateIndex struct {
 	rates       []rateRec
 	crit        *criteriaTable
 	pos         []int32         // every bucket's positions, back to back
-	exact       map[uint32]span // by code id (Engine.codes)
+	exact       map[uint64]span // by codeKey, for codes of up to 8 bytes
+	exactLong   map[string]span // longer codes (none in CPT or HCPCS)
 	bySpecialty map[string]span
 	byVisitKind map[string]span
 	// Ranges as elementary segments: rangePts holds the sorted distinct
 	// bounds; segment 2k is the point rangePts[k], segment 2k+1 the codes
-	// strictly between rangePts[k] and rangePts[k+1].
+	// strictly between rangePts[k] and rangePts[k+1]. rangeKeys holds their
+	// codeKeys when every bound is short, for integer comparisons.
 	rangePts  []string
+	rangeKeys []uint64
 	rangeSegs []span
 }
 
+// codeKey packs a code of up to 8 bytes into an integer that compares as
+// the code does (bytes big-endian, zero-padded), so that lookups hash and
+// compare integers. ok is false for longer codes and for codes holding a
+// NUL byte, which the padding would make ambiguous.
+func codeKey(s string) (key uint64, ok bool) {
+	if len(s) > 8 {
+		return 0, false
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] == 0 {
+			return 0, false
+		}
+		key |= uint64(s[i]) << (56 - 8*i)
+	}
+	return key, true
+}
+
 // newRateIndex indexes the rates all[i] for i in srcs (the active, accepted
-// rates of one contract). codeOf[i] is the id of all[i]'s exact code.
-func newRateIndex(all []contracts.Rate, srcs []int32, priority map[string]int, crit *criteriaTable, codeOf []uint32) *rateIndex {
+// rates of one contract).
+func newRateIndex(all []contracts.Rate, srcs []int32, priority map[string]int, crit *criteriaTable) *rateIndex {
 	irs := make([]indexedRate, 0, len(srcs))
 	for _, k := range srcs {
 		ir := newIndexedRate(&all[k], priority)
@@ -195,15 +214,19 @@ func newRateIndex(all []contracts.Rate, srcs []int32, priority map[string]int, c
 	slices.Sort(pts)
 	ix.rangePts = slices.Compact(pts)
 	segs := make([][]int32, 2*len(ix.rangePts))
-	exact := map[uint32][]int32{}
+	exact := map[uint64][]int32{}
+	exactLong := map[string][]int32{}
 	bySpecialty := map[string][]int32{}
 	byVisitKind := map[string][]int32{}
 	for i := range irs {
 		pos, r := int32(i), irs[i].r
 		switch {
 		case irs[i].class == classExact:
-			id := codeOf[irs[i].src]
-			exact[id] = append(exact[id], pos)
+			if k, ok := codeKey(r.CPTCode); ok {
+				exact[k] = append(exact[k], pos)
+			} else {
+				exactLong[r.CPTCode] = append(exactLong[r.CPTCode], pos)
+			}
 		case irs[i].class == classRange:
 			lo, _ := slices.BinarySearch(ix.rangePts, r.RangeStart)
 			hi, _ := slices.BinarySearch(ix.rangePts, r.RangeEnd)
@@ -220,6 +243,18 @@ func newRateIndex(all []contracts.Rate, srcs []int32, priority map[string]int, c
 		}
 	}
 	ix.exact = flatten(ix, exact)
+	if len(exactLong) > 0 {
+		ix.exactLong = flatten(ix, exactLong)
+	}
+	ix.rangeKeys = make([]uint64, len(ix.rangePts))
+	for k, p := range ix.rangePts {
+		key, ok := codeKey(p)
+		if !ok {
+			ix.rangeKeys = nil
+			break
+		}
+		ix.rangeKeys[k] = key
+	}
 	ix.bySpecialty = flatten(ix, bySpecialty)
 	ix.byVisitKind = flatten(ix, byVisitKind)
 	ix.rangeSegs = make([]span, len(segs))
@@ -361,17 +396,27 @@ func (ix *rateIndex) firstMatch(bucket []int32, l *claims.Line, limit int32) int
 
 // lookup returns the position of the winning rate for l (-1 for none) and
 // whether another matching rate ties with it on criteria (a)-(d) with a
-// different type or value. code is the id of l's code in Engine.codes
-// (0 when no rate names it exactly).
-func (ix *rateIndex) lookup(l *claims.Line, code uint32) (best int32, conflict bool) {
+// different type or value.
+func (ix *rateIndex) lookup(l *claims.Line) (best int32, conflict bool) {
 	var buckets [4][]int32
-	if s, ok := ix.exact[code]; ok && code != 0 {
+	key, short := codeKey(l.CPT)
+	if short {
+		if s, ok := ix.exact[key]; ok {
+			buckets[0] = ix.bucket(s)
+		}
+	} else if s, ok := ix.exactLong[l.CPT]; ok {
 		buckets[0] = ix.bucket(s)
 	}
 	if len(ix.rangePts) > 0 {
-		k := sort.SearchStrings(ix.rangePts, l.CPT)
+		var k int
+		var at bool // l.CPT is the bound rangePts[k]
+		if short && ix.rangeKeys != nil {
+			k, at = slices.BinarySearch(ix.rangeKeys, key)
+		} else {
+			k, at = slices.BinarySearch(ix.rangePts, l.CPT)
+		}
 		switch {
-		case k < len(ix.rangePts) && ix.rangePts[k] == l.CPT:
+		case at:
 			buckets[1] = ix.bucket(ix.rangeSegs[2*k])
 		case k > 0:
 			buckets[1] = ix.bucket(ix.rangeSegs[2*(k-1)+1])
