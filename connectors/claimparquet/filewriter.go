@@ -94,7 +94,11 @@ type FileWriter struct {
 // files; it does not close priced or exceptions.
 func NewWriter(priced, exceptions io.Writer) (*FileWriter, error) {
 	w := &FileWriter{pbw: bufio.NewWriterSize(priced, 1<<20), ebw: bufio.NewWriterSize(exceptions, 1<<20), epoch: epochDay(), flags: map[claims.Flags]string{}}
-	opts := []parquet.WriterOption{parquet.Compression(&fastSnappy{}), parquet.MaxRowsPerRowGroup(RowGroupRows), parquet.CreatedBy("repricer", "1", "parquet-go")}
+	opts := []parquet.WriterOption{parquet.Compression(&fastSnappy{}), parquet.MaxRowsPerRowGroup(RowGroupRows), parquet.CreatedBy("repricer", "1", "parquet-go"),
+		// Min/max go into the column index and the column chunk statistics,
+		// which query engines prune with; repeating them in every data page
+		// header computed each page's bounds twice.
+		parquet.DataPageStatistics(false)}
 	w.pw = parquet.NewGenericWriter[pricedRow](w.pbw, opts...)
 	w.ew = parquet.NewGenericWriter[exceptionRow](w.ebw, opts...)
 	return w, nil
