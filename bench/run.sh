@@ -42,10 +42,25 @@ reprice_run() {
 	grep -E '^repricer:' "$dir/time.txt" >&2 || true
 	RSS_KB="$(awk -F': ' '/Maximum resident set size/ {print $2}' "$dir/time.txt")"
 	LPS="$(python3 -c 'import json,sys; print("%.0f" % json.load(open(sys.argv[1]))["timings"]["lines_per_second"])' "$dir/out/summary.json")"
+	# Stages: loading the schedule (wall time before the run) and the
+	# busy time of the reader, the pricing workers (summed) and the writer.
+	STAGES="$(python3 - "$dir/out/summary.json" "$dir/time.txt" <<'PY'
+import json, sys
+t = json.load(open(sys.argv[1]))["timings"]
+wall = 0.0
+for line in open(sys.argv[2]):
+    if "Elapsed (wall clock)" in line:
+        for part in line.rsplit(" ", 1)[1].strip().split(":"):
+            wall = wall * 60 + float(part)
+print("load %.1fs, run %.1fs (read %.1fs, price %.1fs over %d workers, write %.1fs)" % (
+    wall - t["total_seconds"], t["total_seconds"], t["read_seconds"], t["price_seconds"], t["workers"], t["write_seconds"]))
+PY
+)"
+	echo "   $STAGES" >&2
 }
 
 reprice_run "$lines"
-big_rss="$RSS_KB" big_lps="$LPS"
+big_rss="$RSS_KB" big_lps="$LPS" big_stages="$STAGES"
 if [[ "$small" != "$lines" ]]; then
 	reprice_run "$small"
 	small_rss="$RSS_KB"
@@ -64,13 +79,14 @@ else
 	echo "== skipping DuckDB: it reads the Parquet file only" >&2
 fi
 
-python3 - "$lines" "$small" "$big_lps" "$small_rss" "$big_rss" "$duck_lps" "$format" <<'PY'
+python3 - "$lines" "$small" "$big_lps" "$small_rss" "$big_rss" "$duck_lps" "$format" "$big_stages" <<'PY'
 import sys
-lines, small, lps, small_rss, big_rss, duck, fmt = sys.argv[1:]
+lines, small, lps, small_rss, big_rss, duck, fmt, stages = sys.argv[1:]
 mib = lambda kb: float(kb) / 1024
 rows = [
     ("claim format", fmt),
     ("repricer lines/s (%s lines)" % lines, "%.0f" % float(lps)),
+    ("repricer stages (%s lines)" % lines, stages),
     ("repricer peak RSS at %s lines" % small, "%.0f MiB" % mib(small_rss)),
     ("repricer peak RSS at %s lines" % lines, "%.0f MiB" % mib(big_rss)),
     ("RSS ratio (%s / %s lines)" % (lines, small), "%.2f" % (float(big_rss) / float(small_rss))),
