@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"path/filepath"
+	"runtime"
 	"runtime/debug"
 	"strings"
 	"time"
@@ -139,6 +140,9 @@ func reprice(ctx context.Context, c *cli.Context, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
+	// Collect what reading and validating left behind before the engine is
+	// built next to the schedule: peak memory is reached while both live.
+	runtime.GC()
 	eng := rates.New(v, opts)
 	// The engine keeps a compact copy of the rates: the schedule's own
 	// (about 250 MB a million) are garbage now. Return their memory before
