@@ -95,37 +95,29 @@ func (t *criteriaTable) str(s string) uint32 {
 	if s == "" {
 		return 0
 	}
-	id, ok := t.strIDs[s]
-	if !ok {
-		id = uint32(len(t.strs))
-		t.strs = append(t.strs, s)
-		t.strIDs[s] = id
-	}
-	return id
+	return intern(t.strIDs, &t.strs, s, s)
 }
 
 func (t *criteriaTable) placeSet(ps []string) uint32 {
 	if len(ps) == 0 {
 		return 0
 	}
-	key := strings.Join(ps, ",")
-	id, ok := t.placeIDs[key]
-	if !ok {
-		id = uint32(len(t.places))
-		t.places = append(t.places, ps)
-		t.placeIDs[key] = id
-	}
-	return id
+	return intern(t.placeIDs, &t.places, strings.Join(ps, ","), ps)
 }
 
 func (t *criteriaTable) kind(k string) uint8 {
-	id, ok := t.kindIDs[k]
+	return uint8(intern(t.kindIDs, &t.kinds, k, k)) // validated kinds are the few known ones
+}
+
+// intern returns the id of key in ids, appending v to vals when key is new.
+func intern[T any](ids map[string]uint32, vals *[]T, key string, v T) uint32 {
+	id, ok := ids[key]
 	if !ok {
-		id = uint32(len(t.kinds))
-		t.kinds = append(t.kinds, k)
-		t.kindIDs[k] = id
+		id = uint32(len(*vals))
+		*vals = append(*vals, v)
+		ids[key] = id
 	}
-	return uint8(id) // validated kinds are the few known ones
+	return id
 }
 
 func (t *criteriaTable) done() { t.strIDs, t.placeIDs, t.kindIDs = nil, nil, nil }
