@@ -42,8 +42,10 @@ reprice_run() {
 	grep -E '^repricer:' "$dir/time.txt" >&2 || true
 	RSS_KB="$(awk -F': ' '/Maximum resident set size/ {print $2}' "$dir/time.txt")"
 	LPS="$(python3 -c 'import json,sys; print("%.0f" % json.load(open(sys.argv[1]))["timings"]["lines_per_second"])' "$dir/out/summary.json")"
-	# Stages: loading the schedule (wall time before the run) and the
-	# busy time of the reader, the pricing workers (summed) and the writer.
+	# Stages: loading the schedule and publishing the outputs (the wall time
+	# outside the run: reading and indexing the rates, then syncing and
+	# renaming the files) and the busy time of the reader, the pricing
+	# workers (summed) and the writer.
 	STAGES="$(python3 - "$dir/out/summary.json" "$dir/time.txt" <<'PY'
 import json, sys
 t = json.load(open(sys.argv[1]))["timings"]
@@ -52,7 +54,7 @@ for line in open(sys.argv[2]):
     if "Elapsed (wall clock)" in line:
         for part in line.rsplit(" ", 1)[1].strip().split(":"):
             wall = wall * 60 + float(part)
-print("load %.1fs, run %.1fs (read %.1fs, price %.1fs over %d workers, write %.1fs)" % (
+print("load+publish %.1fs, run %.1fs (read %.1fs, price %.1fs over %d workers, write %.1fs)" % (
     wall - t["total_seconds"], t["total_seconds"], t["read_seconds"], t["price_seconds"], t["workers"], t["write_seconds"]))
 PY
 )"
