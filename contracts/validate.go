@@ -65,12 +65,42 @@ var contractNumberRE = regexp.MustCompile(`^CON-\d{4}-\d{5}$`)
 // Validate applies the reference-data rules and returns what a run may use.
 // It never fails: every rejected row is reported in Issues.
 func Validate(s *Schedule) *Validated {
-	v := &Validated{
-		Priority:    map[string]int{},
-		Rejected:    map[string]string{},
-		Issues:      slices.Clone(s.Issues),
-		Fingerprint: s.Fingerprint(),
+	x := NewValidation(s)
+	accepted := make([]bool, len(s.Rates))
+	for i := range s.Rates {
+		accepted[i] = x.Rate(&s.Rates[i])
 	}
+	v := x.Finish()
+	v.Fingerprint = s.Fingerprint()
+	for i := range s.Rates {
+		if _, rejected := v.Rejected[s.Rates[i].ContractID]; rejected {
+			accepted[i] = false // its contract is not used; the contract's issue says why
+		}
+	}
+	v.Rates = keep(s.Rates, accepted)
+	return v
+}
+
+// Validation applies the reference-data rules to a schedule whose rates
+// come one at a time, so that a loader can stream a large schedule without
+// holding every rate; Validate runs it over a whole Schedule. Call Rate for
+// each rate in source order, then Finish once.
+type Validation struct {
+	v       *Validated
+	byID    map[string]*Contract
+	rateIDs map[string]struct{}
+	usable  map[string]int
+}
+
+// NewValidation checks the kinds and contracts of s (its Rates are not
+// read) and returns the validation its rates go through.
+func NewValidation(s *Schedule) *Validation {
+	v := &Validated{
+		Priority: map[string]int{},
+		Rejected: map[string]string{},
+		Issues:   slices.Clone(s.Issues),
+	}
+	x := &Validation{v: v, rateIDs: map[string]struct{}{}, usable: map[string]int{}}
 	kinds := s.Kinds
 	if len(kinds) == 0 {
 		kinds = DefaultRateKinds()
@@ -89,6 +119,7 @@ func Validate(s *Schedule) *Validated {
 	}
 
 	byID := map[string]*Contract{}
+	x.byID = byID
 	numbers := map[string]string{}
 	seen := map[string]bool{}
 	for i := range s.Contracts {
@@ -149,32 +180,43 @@ func Validate(s *Schedule) *Validated {
 		}
 	}
 
-	rateIDs := make(map[string]struct{}, len(s.Rates))
-	accepted := make([]bool, len(s.Rates))
-	usable := map[string]int{}
-	for i := range s.Rates {
-		r := &s.Rates[i]
-		if _, dup := rateIDs[r.ID]; dup {
-			v.issue("rate", r.ID, r.Source, "rate_id", ActionRejected, "duplicate rate_id; the first row is used")
-			continue
-		}
-		rateIDs[r.ID] = struct{}{}
-		c := byID[r.ContractID]
-		field, msg := checkRate(r, c, v.Priority)
-		if msg != "" {
-			v.issue("rate", r.ID, r.Source, field, ActionRejected, msg)
-			continue
-		}
-		accepted[i] = true
-		if r.Active {
-			usable[c.ID]++
-		}
-	}
-	rateIDs = nil
+	return x
+}
 
+// Priority maps each usable rate kind to its priority.
+func (x *Validation) Priority() map[string]int { return x.v.Priority }
+
+// Rate checks one rate and reports whether it is accepted. An accepted rate
+// is still dropped when Finish rejects its contract (see Validated.Rejected).
+func (x *Validation) Rate(r *Rate) bool {
+	v := x.v
+	if _, dup := x.rateIDs[r.ID]; dup {
+		v.issue("rate", r.ID, r.Source, "rate_id", ActionRejected, "duplicate rate_id; the first row is used")
+		return false
+	}
+	x.rateIDs[r.ID] = struct{}{}
+	c := x.byID[r.ContractID]
+	field, msg := checkRate(r, c, v.Priority)
+	if msg != "" {
+		v.issue("rate", r.ID, r.Source, field, ActionRejected, msg)
+		return false
+	}
+	if r.Active {
+		x.usable[c.ID]++
+	}
+	return true
+}
+
+// Finish applies the rules that need every rate (a contract needs a usable
+// rate or a default rate) and the overlap check, and returns the result
+// without Rates or Fingerprint: the caller keeps the accepted rates of
+// contracts not in Rejected, and fingerprints the schedule.
+func (x *Validation) Finish() *Validated {
+	v := x.v
+	x.rateIDs = nil
 	for i := range v.Contracts {
 		c := &v.Contracts[i]
-		if usable[c.ID] == 0 && !c.HasDefaultRate {
+		if x.usable[c.ID] == 0 && !c.HasDefaultRate {
 			if _, done := v.Rejected[c.ID]; !done {
 				msg := "contract has neither an active valid rate nor a default rate"
 				v.issue("contract", c.ID, c.Source, "default_rate_value", ActionRejected, msg)
@@ -183,12 +225,6 @@ func Validate(s *Schedule) *Validated {
 		}
 	}
 	v.checkOverlaps()
-	for i := range s.Rates {
-		if _, rejected := v.Rejected[s.Rates[i].ContractID]; rejected {
-			accepted[i] = false // its contract is not used; the contract's issue says why
-		}
-	}
-	v.Rates = keep(s.Rates, accepted)
 	return v
 }
 
@@ -335,12 +371,37 @@ func (v *Validated) issue(entity, id string, src Source, field, action, msg stri
 // contracts and rates sorted by ID; sources left out), so the same reference
 // data gives the same fingerprint whether it came from a bundle or a database.
 func (s *Schedule) Fingerprint() string {
-	h := sha256.New()
-	var b fpBuf
+	f := NewFingerprinter(s)
+	rs := make([]*Rate, len(s.Rates))
+	for i := range s.Rates {
+		rs[i] = &s.Rates[i]
+	}
+	slices.SortStableFunc(rs, func(a, b *Rate) int { return strings.Compare(a.ID, b.ID) })
+	for _, r := range rs {
+		f.Rate(r)
+	}
+	return f.Sum()
+}
+
+// Fingerprinter computes Schedule.Fingerprint for a loader that streams the
+// rates: it needs them in id order, which exports and the generator write.
+type Fingerprinter struct {
+	h      hash.Hash
+	b      fpBuf
+	issues []Issue
+	lastID string
+	sorted bool
+}
+
+// NewFingerprinter takes the kinds, contracts and issues of s (its Rates
+// are not read).
+func NewFingerprinter(s *Schedule) *Fingerprinter {
+	f := &Fingerprinter{h: sha256.New(), issues: s.Issues, sorted: true}
+	b := &f.b
 	kinds := slices.Clone(s.Kinds)
 	slices.SortFunc(kinds, func(a, b RateKind) int { return strings.Compare(a.Kind, b.Kind) })
 	for _, k := range kinds {
-		b.str("K").str(k.Kind).int(int64(k.Priority)).end(h)
+		b.str("K").str(k.Kind).int(int64(k.Priority)).end(f.h)
 	}
 	cs := make([]*Contract, len(s.Contracts))
 	for i := range s.Contracts {
@@ -356,27 +417,36 @@ func (s *Schedule) Fingerprint() string {
 		for _, r := range c.ExcludedServices {
 			b.str(r.Lo).str(r.Hi)
 		}
-		b.end(h)
+		b.end(f.h)
 	}
-	rs := make([]*Rate, len(s.Rates))
-	for i := range s.Rates {
-		rs[i] = &s.Rates[i]
+	return f
+}
+
+// Rate adds the next rate and reports whether the rates so far came in id
+// order; once one did not, Sum is not the schedule's fingerprint and the
+// caller must fingerprint the whole Schedule instead.
+func (f *Fingerprinter) Rate(r *Rate) bool {
+	if strings.Compare(r.ID, f.lastID) < 0 {
+		f.sorted = false
 	}
-	slices.SortStableFunc(rs, func(a, b *Rate) int { return strings.Compare(a.ID, b.ID) })
-	for _, r := range rs {
-		b.str("R").str(r.ID).str(r.ContractID).str(r.Kind).int(int64(r.Type)).int(int64(r.Value)).
-			str(r.Specialty).str(r.VisitKind).str(r.CPTCode).str(r.RangeStart).str(r.RangeEnd).str(r.Modifier).
-			int(int64(r.Effective)).int(int64(r.End)).int(int64(r.MinUnits)).int(int64(r.MaxUnits)).
-			bool(r.RequiresAuth).bool(r.RequiresReview).bool(r.Active)
-		for _, p := range r.PlaceOfService {
-			b.str(p)
-		}
-		b.end(h)
+	f.lastID = r.ID
+	f.b.str("R").str(r.ID).str(r.ContractID).str(r.Kind).int(int64(r.Type)).int(int64(r.Value)).
+		str(r.Specialty).str(r.VisitKind).str(r.CPTCode).str(r.RangeStart).str(r.RangeEnd).str(r.Modifier).
+		int(int64(r.Effective)).int(int64(r.End)).int(int64(r.MinUnits)).int(int64(r.MaxUnits)).
+		bool(r.RequiresAuth).bool(r.RequiresReview).bool(r.Active)
+	for _, p := range r.PlaceOfService {
+		f.b.str(p)
 	}
-	for _, is := range s.Issues {
-		b.str("I").str(is.Entity).str(is.ID).str(is.Field).str(is.Message).end(h)
+	f.b.end(f.h)
+	return f.sorted
+}
+
+// Sum adds the issues and returns the fingerprint.
+func (f *Fingerprinter) Sum() string {
+	for _, is := range f.issues {
+		f.b.str("I").str(is.Entity).str(is.ID).str(is.Field).str(is.Message).end(f.h)
 	}
-	return hex.EncodeToString(h.Sum(nil))
+	return hex.EncodeToString(f.h.Sum(nil))
 }
 
 // fpBuf builds one fingerprint record: fields separated by 0x1f (which

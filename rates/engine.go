@@ -85,29 +85,73 @@ type vendorEntry struct {
 // New builds the engine and its rate index. Unless opts.Explain is set the
 // engine does not keep v.Rates, so a caller that drops v frees them.
 func New(v *contracts.Validated, opts Options) *Engine {
+	b := NewBuilder(v.Priority, opts)
+	for i := range v.Rates {
+		b.Add(&v.Rates[i])
+	}
+	return b.Build(v)
+}
+
+// Builder builds an Engine from accepted rates added one at a time, so that
+// a loader can stream a schedule into the engine without ever holding all
+// of its contracts.Rate values (see contracts.Validation). New is a Builder
+// fed a whole Validated schedule.
+type Builder struct {
+	priority map[string]int
+	opts     Options
+	crit     *criteriaTable
+	ids      strings.Builder
+	idEnd    []uint32
+	pending  map[string][]pendingRate // active rates by contract
+	counts   map[string]int           // accepted rates by contract
+}
+
+// NewBuilder starts an engine for rates whose kinds have these priorities
+// (contracts.Validation.Priority).
+func NewBuilder(priority map[string]int, opts Options) *Builder {
+	return &Builder{priority: priority, opts: opts, crit: newCriteriaTable(),
+		pending: map[string][]pendingRate{}, counts: map[string]int{}}
+}
+
+// Add adds an accepted rate, in source order; it keeps nothing of r but
+// copies.
+func (b *Builder) Add(r *contracts.Rate) {
+	src := int32(len(b.idEnd))
+	b.ids.WriteString(r.ID)
+	b.idEnd = append(b.idEnd, uint32(b.ids.Len()))
+	b.counts[r.ContractID]++
+	if r.Active {
+		b.pending[r.ContractID] = append(b.pending[r.ContractID], newPendingRate(r, src, b.priority, b.crit))
+	}
+}
+
+// Build returns the engine. v is the validation's result: its Contracts
+// and Rejected decide which added rates are used (those of rejected
+// contracts are not), and with Options.Explain the engine keeps v.Rates,
+// which must then be the added rates. The Builder cannot be used again.
+func (b *Builder) Build(v *contracts.Validated) *Engine {
 	sched := *v
-	if !opts.Explain {
+	if !b.opts.Explain {
 		sched.Rates = nil
 	}
-	e := &Engine{sched: &sched, numRates: len(v.Rates), vendors: map[string]*vendorEntry{},
-		crit: newCriteriaTable(), idEnd: make([]uint32, len(v.Rates)), opts: opts}
-	var ids strings.Builder
-	byContract := map[string][]int32{}
-	for i := range v.Rates {
-		r := &v.Rates[i]
-		ids.WriteString(r.ID)
-		e.idEnd[i] = uint32(ids.Len())
-		if r.Active {
-			byContract[r.ContractID] = append(byContract[r.ContractID], int32(i))
-		}
-	}
-	e.ids = ids.String()
+	e := &Engine{sched: &sched, vendors: map[string]*vendorEntry{}, crit: b.crit,
+		ids: b.ids.String(), idEnd: b.idEnd, opts: b.opts}
 	e.contracts = make([]contractEntry, len(v.Contracts))
 	for i := range v.Contracts {
 		c := &v.Contracts[i]
 		ce := &e.contracts[i]
 		ce.c, ce.rejected = c, v.Rejected[c.ID]
-		ce.index = newRateIndex(v.Rates, byContract[c.ID], v.Priority, e.crit)
+		ps := b.pending[c.ID]
+		delete(b.pending, c.ID) // free each contract's pending rates once indexed
+		if _, rejected := v.Rejected[c.ID]; rejected {
+			ps = nil
+		} else {
+			e.numRates += b.counts[c.ID]
+		}
+		for k := range ps {
+			ps[k].key.id = e.rateID(ps[k].key.src)
+		}
+		ce.index = newRateIndex(ps, e.crit)
 		ve := e.vendors[c.VendorID]
 		if ve == nil {
 			ve = &vendorEntry{}
@@ -123,10 +167,11 @@ func New(v *contracts.Validated, opts Options) *Engine {
 	for _, ve := range e.vendors {
 		slices.SortStableFunc(ve.priceable, func(a, b *contractEntry) int { return cmp.Compare(a.c.Effective, b.c.Effective) })
 	}
+	*b = Builder{}
 	return e
 }
 
-// rateID returns the id of the schedule's rate k.
+// rateID returns the id of the k-th rate added.
 func (e *Engine) rateID(k int32) string {
 	start := uint32(0)
 	if k > 0 {

@@ -22,17 +22,20 @@ const (
 // indexedRate is an active, accepted rate with its static ordering key: the
 // form the index is sorted in and Explain reasons with.
 type indexedRate struct {
-	r        *contracts.Rate
-	src      int32 // index of r in the Validated schedule's Rates
-	priority int
-	eff, end contracts.Date
-	class    uint8
-	optional uint8 // optional criteria populated (and so matched)
-	criteria bool  // a modifier, specialty, visit kind or place of service is set
+	r                    *contracts.Rate // nil while building (see pendingRate)
+	id                   string
+	rangeStart, rangeEnd string
+	src                  int32 // the rate's number in the order rates were added
+	priority             int
+	eff, end             contracts.Date
+	class                uint8
+	optional             uint8 // optional criteria populated (and so matched)
+	criteria             bool  // a modifier, specialty, visit kind or place of service is set
 }
 
 func newIndexedRate(r *contracts.Rate, priority map[string]int) indexedRate {
-	ir := indexedRate{r: r, priority: priority[r.Kind], class: classNone, eff: r.Effective, end: r.End,
+	ir := indexedRate{r: r, id: r.ID, rangeStart: r.RangeStart, rangeEnd: r.RangeEnd, priority: priority[r.Kind],
+		class: classNone, eff: r.Effective, end: r.End,
 		criteria: r.Modifier != "" || r.Specialty != "" || r.VisitKind != "" || len(r.PlaceOfService) > 0}
 	switch {
 	case r.CPTCode != "":
@@ -60,7 +63,7 @@ type rateRec struct {
 	// tieEnd is one past the last position that ties with this rate on
 	// SPEC §3 tie-breaks (a)-(d): rates there differ only by id.
 	tieEnd int32
-	src    int32 // index of the rate in the Validated schedule's Rates
+	src    int32 // the rate's number in the order rates were added (Engine.rateID)
 	// Criteria as ids in criteriaTable (0 = not set).
 	modifier, specialty, visitKind, places uint32
 	priority                               uint8
@@ -164,41 +167,50 @@ func codeKey(s string) (key uint64, ok bool) {
 	return key, true
 }
 
-// newRateIndex indexes the rates all[i] for i in srcs (the active, accepted
-// rates of one contract).
-func newRateIndex(all []contracts.Rate, srcs []int32, priority map[string]int, crit *criteriaTable) *rateIndex {
-	irs := make([]indexedRate, 0, len(srcs))
-	for _, k := range srcs {
-		ir := newIndexedRate(&all[k], priority)
-		ir.src = k
-		irs = append(irs, ir)
-	}
-	slices.SortFunc(irs, compareRates)
+// pendingRate is an accepted active rate between Builder.Add and Build:
+// its ordering key (without the contracts.Rate), its record and its code.
+type pendingRate struct {
+	key  indexedRate
+	rec  rateRec
+	code string
+}
 
-	ix := &rateIndex{rates: make([]rateRec, len(irs)), crit: crit}
+func newPendingRate(r *contracts.Rate, src int32, priority map[string]int, crit *criteriaTable) pendingRate {
+	ir := newIndexedRate(r, priority)
+	ir.r, ir.id, ir.src = nil, "", src // the id is set from the engine's ids when building
+	rec := rateRec{value: r.Value, minUnits: int64(r.MinUnits), maxUnits: int64(r.MaxUnits), eff: ir.eff, end: ir.end,
+		src: src, modifier: crit.str(r.Modifier), specialty: crit.str(r.Specialty), visitKind: crit.str(r.VisitKind),
+		places: crit.placeSet(r.PlaceOfService), priority: uint8(ir.priority), kind: crit.kind(r.Kind), typ: r.Type}
+	if ir.criteria {
+		rec.flags |= recCriteria
+	}
+	if r.RequiresAuth {
+		rec.flags |= recAuth
+	}
+	if r.RequiresReview {
+		rec.flags |= recReview
+	}
+	code := ""
+	if ir.class == classExact {
+		code = r.CPTCode
+	}
+	return pendingRate{key: ir, rec: rec, code: code}
+}
+
+// newRateIndex indexes the pending rates of one contract (it sorts ps).
+func newRateIndex(ps []pendingRate, crit *criteriaTable) *rateIndex {
+	slices.SortFunc(ps, func(a, b pendingRate) int { return compareRates(a.key, b.key) })
+	ix := &rateIndex{rates: make([]rateRec, len(ps)), crit: crit}
 	var pts []string
-	for i := range irs {
-		ir, r := &irs[i], irs[i].r
-		rec := &ix.rates[i]
-		*rec = rateRec{value: r.Value, minUnits: int64(r.MinUnits), maxUnits: int64(r.MaxUnits), eff: ir.eff, end: ir.end,
-			src: ir.src, modifier: crit.str(r.Modifier), specialty: crit.str(r.Specialty), visitKind: crit.str(r.VisitKind),
-			places: crit.placeSet(r.PlaceOfService), priority: uint8(ir.priority), kind: crit.kind(r.Kind), typ: r.Type}
-		if ir.criteria {
-			rec.flags |= recCriteria
-		}
-		if r.RequiresAuth {
-			rec.flags |= recAuth
-		}
-		if r.RequiresReview {
-			rec.flags |= recReview
-		}
-		if ir.class == classRange {
-			pts = append(pts, r.RangeStart, r.RangeEnd)
+	for i := range ps {
+		ix.rates[i] = ps[i].rec
+		if k := &ps[i].key; k.class == classRange {
+			pts = append(pts, k.rangeStart, k.rangeEnd)
 		}
 	}
-	for i := len(irs) - 1; i >= 0; i-- {
+	for i := len(ps) - 1; i >= 0; i-- {
 		ix.rates[i].tieEnd = int32(i + 1)
-		if i+1 < len(irs) && compareKey(&irs[i], &irs[i+1]) == 0 {
+		if i+1 < len(ps) && compareKey(&ps[i].key, &ps[i+1].key) == 0 {
 			ix.rates[i].tieEnd = ix.rates[i+1].tieEnd
 		}
 	}
@@ -210,28 +222,30 @@ func newRateIndex(all []contracts.Rate, srcs []int32, priority map[string]int, c
 	exactLong := map[string][]int32{}
 	bySpecialty := map[string][]int32{}
 	byVisitKind := map[string][]int32{}
-	for i := range irs {
-		pos, r := int32(i), irs[i].r
+	for i := range ps {
+		pos, k := int32(i), &ps[i].key
 		switch {
-		case irs[i].class == classExact:
-			if k, ok := codeKey(r.CPTCode); ok {
-				exact[k] = append(exact[k], pos)
+		case k.class == classExact:
+			if key, ok := codeKey(ps[i].code); ok {
+				exact[key] = append(exact[key], pos)
 			} else {
-				exactLong[r.CPTCode] = append(exactLong[r.CPTCode], pos)
+				exactLong[ps[i].code] = append(exactLong[ps[i].code], pos)
 			}
-		case irs[i].class == classRange:
-			lo, _ := slices.BinarySearch(ix.rangePts, r.RangeStart)
-			hi, _ := slices.BinarySearch(ix.rangePts, r.RangeEnd)
-			for k := lo; k <= hi; k++ {
-				segs[2*k] = append(segs[2*k], pos)
-				if k < hi {
-					segs[2*k+1] = append(segs[2*k+1], pos)
+		case k.class == classRange:
+			lo, _ := slices.BinarySearch(ix.rangePts, k.rangeStart)
+			hi, _ := slices.BinarySearch(ix.rangePts, k.rangeEnd)
+			for j := lo; j <= hi; j++ {
+				segs[2*j] = append(segs[2*j], pos)
+				if j < hi {
+					segs[2*j+1] = append(segs[2*j+1], pos)
 				}
 			}
-		case r.Specialty != "":
-			bySpecialty[r.Specialty] = append(bySpecialty[r.Specialty], pos)
+		case ps[i].rec.specialty != 0:
+			spec := crit.strs[ps[i].rec.specialty]
+			bySpecialty[spec] = append(bySpecialty[spec], pos)
 		default:
-			byVisitKind[r.VisitKind] = append(byVisitKind[r.VisitKind], pos)
+			vk := crit.strs[ps[i].rec.visitKind]
+			byVisitKind[vk] = append(byVisitKind[vk], pos)
 		}
 	}
 	ix.exact = flatten(ix, exact)
@@ -286,7 +300,7 @@ func compareRates(a, b indexedRate) int {
 	if c := compareKey(&a, &b); c != 0 {
 		return c
 	}
-	return compareIDs(a.r.ID, b.r.ID)
+	return compareIDs(a.id, b.id)
 }
 
 // compareKey compares the tie-break criteria (a)-(d), without the id.
@@ -298,10 +312,10 @@ func compareKey(a, b *indexedRate) int {
 		return c
 	}
 	if a.class == classRange {
-		if c := strings.Compare(b.r.RangeStart, a.r.RangeStart); c != 0 {
+		if c := strings.Compare(b.rangeStart, a.rangeStart); c != 0 {
 			return c
 		}
-		if c := strings.Compare(a.r.RangeEnd, b.r.RangeEnd); c != 0 {
+		if c := strings.Compare(a.rangeEnd, b.rangeEnd); c != 0 {
 			return c
 		}
 	}

@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"io"
 	"path/filepath"
-	"runtime"
-	"runtime/debug"
 	"strings"
 	"time"
 
@@ -136,19 +134,10 @@ func reprice(ctx context.Context, c *cli.Context, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
-	v, source, err := loadSchedule(ctx, c.String("contracts"), c.Duration("db-timeout"))
+	eng, source, err := loadEngine(ctx, c.String("contracts"), c.Duration("db-timeout"), opts)
 	if err != nil {
 		return err
 	}
-	// Collect what reading and validating left behind before the engine is
-	// built next to the schedule: peak memory is reached while both live.
-	runtime.GC()
-	eng := rates.New(v, opts)
-	// The engine keeps a compact copy of the rates: the schedule's own
-	// (about 250 MB a million) are garbage now. Return their memory before
-	// the run rather than let the heap grow on top of it.
-	v = nil
-	debug.FreeOSMemory()
 	cfg := pipeline.Config{
 		Engine:          eng,
 		Claims:          c.StringSlice("claims"),

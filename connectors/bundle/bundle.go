@@ -77,27 +77,37 @@ func (e *FormatError) Unwrap() error { return e.Err }
 
 // Read loads the bundle in dir.
 func Read(ctx context.Context, dir string) (*contracts.Schedule, error) {
-	s := &contracts.Schedule{}
-	if err := readFile(ctx, filepath.Join(dir, ContractsFile), requiredContract, func(r *row) {
-		s.Contracts = append(s.Contracts, parseContract(r))
+	s, err := ReadHeader(ctx, dir)
+	if err != nil {
+		return nil, err
+	}
+	// A rate schedule can hold millions of rows: size the slice once
+	// instead of letting append double it (and copy it) as it grows.
+	if n, err := countLines(filepath.Join(dir, RatesFile)); err == nil {
+		s.Rates = make([]contracts.Rate, 0, n)
+	}
+	if err := ReadRates(ctx, dir, func(r *contracts.Rate) error {
+		s.Rates = append(s.Rates, *r)
+		return nil
 	}); err != nil {
 		return nil, err
 	}
-	ratesPath := filepath.Join(dir, RatesFile)
-	// A rate schedule can hold millions of rows: size the slice once
-	// instead of letting append double it (and copy it) as it grows.
-	if n, err := countLines(ratesPath); err == nil {
-		s.Rates = make([]contracts.Rate, 0, n)
-	}
-	in := newInterner()
-	if err := readFile(ctx, ratesPath, requiredRate, func(r *row) {
-		s.Rates = append(s.Rates, parseRate(r, in))
+	return s, nil
+}
+
+// ReadHeader loads the contracts and rate kinds of the bundle in dir, and
+// not its rates (see ReadRates).
+func ReadHeader(ctx context.Context, dir string) (*contracts.Schedule, error) {
+	s := &contracts.Schedule{}
+	if err := readFile(ctx, filepath.Join(dir, ContractsFile), requiredContract, func(r *row) error {
+		s.Contracts = append(s.Contracts, parseContract(r))
+		return nil
 	}); err != nil {
 		return nil, err
 	}
 	kindsPath := filepath.Join(dir, KindsFile)
 	if _, err := os.Stat(kindsPath); err == nil {
-		if err := readFile(ctx, kindsPath, []string{"kind", "priority"}, func(r *row) {
+		if err := readFile(ctx, kindsPath, []string{"kind", "priority"}, func(r *row) error {
 			k := contracts.RateKind{Kind: strings.TrimSpace(r.get("kind")), Source: r.src}
 			p, err := strconv.Atoi(strings.TrimSpace(r.get("priority")))
 			if err != nil {
@@ -105,11 +115,25 @@ func Read(ctx context.Context, dir string) (*contracts.Schedule, error) {
 			}
 			k.Priority = p
 			s.Kinds = append(s.Kinds, k)
+			return nil
 		}); err != nil {
 			return nil, err
 		}
 	}
 	return s, nil
+}
+
+// ReadRates streams the rates of the bundle in dir to fn in file order, so
+// that a caller can validate and index millions of rates without holding
+// them all. fn must not keep r, which is reused; an error from fn stops the
+// read and is returned as is.
+func ReadRates(ctx context.Context, dir string, fn func(r *contracts.Rate) error) error {
+	in := newInterner()
+	var rt contracts.Rate
+	return readFile(ctx, filepath.Join(dir, RatesFile), requiredRate, func(r *row) error {
+		rt = parseRate(r, in)
+		return fn(&rt)
+	})
 }
 
 // row is one record of a bundle file with its header index.
@@ -359,8 +383,8 @@ func countLines(path string) (int, error) {
 }
 
 // readFile streams the CSV at path, checks its header for the required
-// columns and calls fn for each record.
-func readFile(ctx context.Context, path string, required []string, fn func(*row)) error {
+// columns and calls fn for each record, stopping at the first error fn returns.
+func readFile(ctx context.Context, path string, required []string, fn func(*row) error) error {
 	f, err := os.Open(path)
 	if err != nil {
 		return &FormatError{File: path, Err: err}
@@ -402,7 +426,9 @@ func readFile(ctx context.Context, path string, required []string, fn func(*row)
 		if err != nil {
 			return &FormatError{File: path, Row: n, Err: err}
 		}
-		fn(&row{cols: cols, rec: rec, src: contracts.Source{File: path, Row: n}})
+		if err := fn(&row{cols: cols, rec: rec, src: contracts.Source{File: path, Row: n}}); err != nil {
+			return err
+		}
 	}
 }
 
