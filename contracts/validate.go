@@ -89,8 +89,18 @@ type Validation struct {
 	v       *Validated
 	byID    map[string]*Contract
 	rateIDs map[string]struct{}
+	inOrder bool   // see InIDOrder
+	lastID  string // InIDOrder: the previous rate's id
+	anyRate bool   // InIDOrder: lastID is set
 	usable  map[string]int
 }
+
+// InIDOrder tells the validation that rates will come in rate_id order
+// (strings.Compare; a loader that checks it, such as one feeding a
+// Fingerprinter, stops when they do not). A repeated id then follows its
+// first row, so the validation keeps the previous id instead of the set of
+// every id (about 40 MB for 1M rates). Call it before the first Rate.
+func (x *Validation) InIDOrder() { x.inOrder, x.rateIDs = true, nil }
 
 // NewValidation checks the kinds and contracts of s (its Rates are not
 // read) and returns the validation its rates go through.
@@ -190,11 +200,10 @@ func (x *Validation) Priority() map[string]int { return x.v.Priority }
 // is still dropped when Finish rejects its contract (see Validated.Rejected).
 func (x *Validation) Rate(r *Rate) bool {
 	v := x.v
-	if _, dup := x.rateIDs[r.ID]; dup {
+	if x.duplicate(r.ID) {
 		v.issue("rate", r.ID, r.Source, "rate_id", ActionRejected, "duplicate rate_id; the first row is used")
 		return false
 	}
-	x.rateIDs[r.ID] = struct{}{}
 	c := x.byID[r.ContractID]
 	field, msg := checkRate(r, c, v.Priority)
 	if msg != "" {
@@ -205,6 +214,18 @@ func (x *Validation) Rate(r *Rate) bool {
 		x.usable[c.ID]++
 	}
 	return true
+}
+
+// duplicate reports whether an earlier rate had id, and records id.
+func (x *Validation) duplicate(id string) bool {
+	if x.inOrder {
+		dup := x.anyRate && x.lastID == id
+		x.lastID, x.anyRate = id, true
+		return dup
+	}
+	_, dup := x.rateIDs[id]
+	x.rateIDs[id] = struct{}{}
+	return dup
 }
 
 // Finish applies the rules that need every rate (a contract needs a usable

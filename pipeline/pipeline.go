@@ -5,6 +5,7 @@
 package pipeline
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -296,7 +297,9 @@ func (r *run) pass(ctx context.Context, st *staging, out outputFormat, process f
 }
 
 // stream is the bounded-memory pass: batches hold whole claims, and a claim
-// that reappears after another began aborts the pass with errUngrouped.
+// that reappears after another began aborts the pass with errUngrouped (at
+// once when it is among the last claims, otherwise at the end of the input,
+// see claimCheck).
 func (r *run) stream(ctx context.Context, w ResultWriter) error {
 	g, ctx := errgroup.WithContext(ctx)
 	nfree := 2*r.cfg.Workers + 2
@@ -362,6 +365,9 @@ func (r *run) stream(ctx context.Context, w ResultWriter) error {
 				if err := r.writeBatch(ctx, w, b); err != nil {
 					return err
 				}
+				// Zero the items, not just the length: a stale line would
+				// keep the text of its whole input batch alive.
+				clear(b.items)
 				b.items = b.items[:0]
 				free <- b // never blocks: there are nfree slots for nfree batches
 				next++
@@ -377,7 +383,7 @@ func (r *run) readGrouped(ctx context.Context, free <-chan *batch, out chan<- *b
 	start := time.Now()
 	defer func() { r.readDur = time.Since(start) }()
 	seed := maphash.MakeSeed()
-	var closed claimSet
+	var closed claimCheck
 	last := ""
 	seq := 0
 	get := func() (*batch, error) {
@@ -419,9 +425,11 @@ func (r *run) readGrouped(ctx context.Context, free <-chan *batch, out chan<- *b
 				continue
 			}
 			if last != "" {
-				closed.add(maphash.String(seed, last))
+				if err := closed.add(maphash.String(seed, last)); err != nil {
+					return err
+				}
 			}
-			if closed.has(maphash.String(seed, l.ClaimID)) {
+			if closed.recentlySeen(maphash.String(seed, l.ClaimID)) {
 				return errUngrouped
 			}
 			last = l.ClaimID
@@ -439,8 +447,15 @@ func (r *run) readGrouped(ctx context.Context, free <-chan *batch, out chan<- *b
 			}
 		}
 	})
+	if err == nil && last != "" {
+		err = closed.add(maphash.String(seed, last))
+	}
 	if err != nil {
+		closed.discard() // the run fails with err; a leftover file is all this could add
 		return err
+	}
+	if repeat, err := closed.repeated(); err != nil || repeat {
+		return cmp.Or(err, errUngrouped)
 	}
 	return send(b)
 }

@@ -310,6 +310,85 @@ func writeRandomClaims(t testing.TB, rng *rand.Rand, path string, s *contracts.S
 
 var _ io.Reader = (*ctxReader)(nil)
 
+// spread maps claim numbers to hashes in no order, so that spilled runs
+// interleave when merged.
+func spread(n uint64) uint64 { return n * 0x9e3779b97f4a7c15 }
+
+func TestClaimCheck(t *testing.T) {
+	var c claimCheck
+	const n = 2*recentClaims + 10 // several spilled runs
+	for h := uint64(1); h <= n; h++ {
+		if c.recentlySeen(spread(h)) {
+			t.Fatalf("claim %d seen before it was added", h)
+		}
+		if err := c.add(spread(h)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if !c.recentlySeen(spread(n-recentClaims)) || !c.recentlySeen(spread(n)) || c.recentlySeen(spread(n+1)) {
+		t.Errorf("the recent claims are not the last %d added", recentClaims)
+	}
+	if c.recentlySeen(spread(1)) {
+		t.Errorf("claim 1 is still among the recent ones after %d more", n-1)
+	}
+	if err := c.add(spread(1)); err != nil { // far beyond the window: only the final check finds it
+		t.Fatal(err)
+	}
+	spill := c.spill.Name()
+	repeat, err := c.repeated()
+	if err != nil || !repeat {
+		t.Errorf("repeated() = %v, %v; want true", repeat, err)
+	}
+	if _, err := os.Stat(spill); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("spill file left behind: %v", err)
+	}
+}
+
+func TestClaimCheckNoRepeat(t *testing.T) {
+	for _, n := range []uint64{10, logChunk, 3*logChunk + 7} {
+		var c claimCheck
+		for h := uint64(1); h <= n; h++ {
+			if err := c.add(spread(h)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if repeat, err := c.repeated(); err != nil || repeat {
+			t.Errorf("%d distinct claims: repeated() = %v, %v", n, repeat, err)
+		}
+	}
+}
+
+// TestUngroupedFarApart runs input whose one scattered claim reappears
+// after more claims than the early check remembers: the final check must
+// still catch it and the run redo the work with every line in memory.
+func TestUngroupedFarApart(t *testing.T) {
+	if testing.Short() {
+		t.Skip("writes and prices 525k lines")
+	}
+	var b strings.Builder
+	b.WriteString("claim_id,line_number,vendor_id,cpt_code,service_date,billed_amount\n")
+	row := func(claim, line int) {
+		fmt.Fprintf(&b, "C%07d,%d,V001,27447,2024-05-15,100.00\n", claim, line)
+	}
+	const between = 2*recentClaims + 1 // more than the early check can hold
+	row(0, 1)
+	for c := 1; c <= between; c++ {
+		row(c, 1)
+	}
+	row(0, 2)
+	path := filepath.Join(t.TempDir(), "claims.csv")
+	if err := os.WriteFile(path, []byte(b.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	sum, err := Run(context.Background(), Config{Engine: sampleEngine(t, rates.Options{}), Claims: []string{path}, OutDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sum.Settings.Mode != "buffered" || sum.Counts.InputLines != between+2 {
+		t.Errorf("mode %q, %d lines; want buffered, %d", sum.Settings.Mode, sum.Counts.InputLines, between+2)
+	}
+}
+
 func TestClaimSet(t *testing.T) {
 	var s claimSet
 	rng := rand.New(rand.NewPCG(1, 1))

@@ -148,10 +148,7 @@ func (b *Builder) Build(v *contracts.Validated) *Engine {
 		} else {
 			e.numRates += b.counts[c.ID]
 		}
-		for k := range ps {
-			ps[k].key.id = e.rateID(ps[k].key.src)
-		}
-		ce.index = newRateIndex(ps, e.crit)
+		ce.index = newRateIndex(ps, e.crit, e.rateID)
 		ve := e.vendors[c.VendorID]
 		if ve == nil {
 			ve = &vendorEntry{}

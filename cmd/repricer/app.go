@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"time"
 
@@ -137,6 +138,9 @@ func reprice(ctx context.Context, c *cli.Context, stdout, stderr io.Writer) erro
 	eng, source, err := loadEngine(ctx, c.String("contracts"), c.Duration("db-timeout"), opts)
 	if err != nil {
 		return err
+	}
+	if gcTuned() {
+		defer debug.SetGCPercent(debug.SetGCPercent(runGCPercent))
 	}
 	cfg := pipeline.Config{
 		Engine:          eng,

@@ -56,6 +56,7 @@ func streamBundle(ctx context.Context, dir string, opts rates.Options) (*rates.E
 		return nil, err
 	}
 	val := contracts.NewValidation(hdr)
+	val.InIDOrder() // the Fingerprinter stops the read at the first id out of order
 	fp := contracts.NewFingerprinter(hdr)
 	b := rates.NewBuilder(val.Priority(), opts)
 	err = bundle.ReadRates(ctx, dir, func(r *contracts.Rate) error {

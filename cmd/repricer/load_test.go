@@ -59,6 +59,10 @@ func TestStreamedBundleMatchesWholeLoad(t *testing.T) {
 			dir := t.TempDir()
 			sorted := *tt.s
 			sorted.Rates = slices.Clone(tt.s.Rates)
+			// A repeated id, whose second row validation rejects.
+			dup := sorted.Rates[len(sorted.Rates)/2]
+			dup.Value++
+			sorted.Rates = append(sorted.Rates, dup)
 			slices.SortStableFunc(sorted.Rates, func(a, b contracts.Rate) int { return strings.Compare(a.ID, b.ID) })
 			if err := bundle.Write(ctx, dir, &sorted); err != nil {
 				t.Fatal(err)

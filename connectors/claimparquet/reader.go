@@ -38,7 +38,7 @@ import (
 )
 
 // ReadBatchRows is the number of rows the reader decodes at a time.
-const ReadBatchRows = 32 * 1024
+const ReadBatchRows = 8 * 1024
 
 // readBufferSize is the read buffer of each column chunk.
 const readBufferSize = 256 << 10
