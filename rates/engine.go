@@ -66,8 +66,7 @@ type Engine struct {
 	contracts []contractEntry
 	vendors   map[string]*vendorEntry
 	crit      *criteriaTable
-	ids       string   // every rate id, back to back
-	idEnd     []uint32 // end of Rates[k].ID in ids
+	ids       string // every rate id, back to back
 	opts      Options
 }
 
@@ -101,7 +100,6 @@ type Builder struct {
 	opts     Options
 	crit     *criteriaTable
 	ids      strings.Builder
-	idEnd    []uint32
 	pending  map[string][]pendingRate // active rates by contract
 	counts   map[string]int           // accepted rates by contract
 }
@@ -116,12 +114,11 @@ func NewBuilder(priority map[string]int, opts Options) *Builder {
 // Add adds an accepted rate, in source order; it keeps nothing of r but
 // copies.
 func (b *Builder) Add(r *contracts.Rate) {
-	src := int32(len(b.idEnd))
-	b.ids.WriteString(r.ID)
-	b.idEnd = append(b.idEnd, uint32(b.ids.Len()))
 	b.counts[r.ContractID]++
 	if r.Active {
-		b.pending[r.ContractID] = append(b.pending[r.ContractID], newPendingRate(r, src, b.priority, b.crit))
+		off := uint32(b.ids.Len())
+		b.ids.WriteString(r.ID)
+		b.pending[r.ContractID] = append(b.pending[r.ContractID], newPendingRate(r, off, b.priority, b.crit))
 	}
 }
 
@@ -135,7 +132,7 @@ func (b *Builder) Build(v *contracts.Validated) *Engine {
 		sched.Rates = nil
 	}
 	e := &Engine{sched: &sched, vendors: map[string]*vendorEntry{}, crit: b.crit,
-		ids: b.ids.String(), idEnd: b.idEnd, opts: b.opts}
+		ids: b.ids.String(), opts: b.opts}
 	e.contracts = make([]contractEntry, len(v.Contracts))
 	for i := range v.Contracts {
 		c := &v.Contracts[i]
@@ -148,7 +145,7 @@ func (b *Builder) Build(v *contracts.Validated) *Engine {
 		} else {
 			e.numRates += b.counts[c.ID]
 		}
-		ce.index = newRateIndex(ps, e.crit, e.rateID)
+		ce.index = newRateIndex(ps, e.crit, e.ids)
 		ve := e.vendors[c.VendorID]
 		if ve == nil {
 			ve = &vendorEntry{}
@@ -166,15 +163,6 @@ func (b *Builder) Build(v *contracts.Validated) *Engine {
 	}
 	*b = Builder{}
 	return e
-}
-
-// rateID returns the id of the k-th rate added.
-func (e *Engine) rateID(k int32) string {
-	start := uint32(0)
-	if k > 0 {
-		start = e.idEnd[k-1]
-	}
-	return e.ids[start:e.idEnd[k]]
 }
 
 // NumRates returns the number of accepted rates the engine was built with.
@@ -268,7 +256,7 @@ func (e *Engine) priceLine(ve *vendorEntry, l *claims.Line, res *claims.Result) 
 	switch {
 	case pos >= 0:
 		rate = &ix.rates[pos]
-		res.RateID, res.RateKind, res.MatchPriority = e.rateID(rate.src), ix.crit.kinds[rate.kind], int(rate.priority)
+		res.RateID, res.RateKind, res.MatchPriority = e.ids[rate.idOff:rate.idOff+rate.idLen], ix.crit.kinds[rate.kind], int(rate.priority)
 		res.RateType, res.RateValue = rate.typ, rate.value
 		res.ReviewByRate = rate.flags&recReview != 0
 		minUnits, maxUnits = rate.minUnits, rate.maxUnits

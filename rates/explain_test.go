@@ -276,11 +276,16 @@ func TestRejectRateAgreesWithMatches(t *testing.T) {
 // decides on: rate_id exactly when compareKey ties.
 func TestDecidingCriterionAgreesWithCompareRates(t *testing.T) {
 	e := New(sampleSchedule(t), Options{Explain: true})
+	byID := map[string]*contracts.Rate{}
+	for i := range e.sched.Rates {
+		byID[e.sched.Rates[i].ID] = &e.sched.Rates[i]
+	}
 	pairs := 0
 	for k := range e.contracts {
 		ix := e.contracts[k].index
 		full := func(pos int) *indexedRate {
-			ir := newIndexedRate(&e.sched.Rates[ix.rates[pos].src], e.sched.Priority)
+			rec := &ix.rates[pos]
+			ir := newIndexedRate(byID[e.ids[rec.idOff:rec.idOff+rec.idLen]], e.sched.Priority)
 			return &ir
 		}
 		for a := range ix.rates {

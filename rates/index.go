@@ -25,7 +25,6 @@ type indexedRate struct {
 	r                    *contracts.Rate // nil while building (see pendingRate)
 	id                   string
 	rangeStart, rangeEnd string
-	src                  int32 // the rate's number in the order rates were added
 	priority             int
 	eff, end             contracts.Date
 	class                uint8
@@ -63,7 +62,8 @@ type rateRec struct {
 	// tieEnd is one past the last position that ties with this rate on
 	// SPEC §3 tie-breaks (a)-(d): rates there differ only by id.
 	tieEnd int32
-	src    int32 // the rate's number in the order rates were added (Engine.rateID)
+	// The rate's id is Engine.ids[idOff:idOff+idLen].
+	idOff, idLen uint32
 	// Criteria as ids in criteriaTable (0 = not set).
 	modifier, specialty, visitKind, places uint32
 	priority                               uint8
@@ -176,10 +176,10 @@ type pendingRate struct {
 	class, optional            uint8
 }
 
-func newPendingRate(r *contracts.Rate, src int32, priority map[string]int, crit *criteriaTable) pendingRate {
+func newPendingRate(r *contracts.Rate, idOff uint32, priority map[string]int, crit *criteriaTable) pendingRate {
 	ir := newIndexedRate(r, priority)
 	rec := rateRec{value: r.Value, minUnits: int64(r.MinUnits), maxUnits: int64(r.MaxUnits), eff: ir.eff, end: ir.end,
-		src: src, modifier: crit.str(r.Modifier), specialty: crit.str(r.Specialty), visitKind: crit.str(r.VisitKind),
+		idOff: idOff, idLen: uint32(len(r.ID)), modifier: crit.str(r.Modifier), specialty: crit.str(r.Specialty), visitKind: crit.str(r.VisitKind),
 		places: crit.placeSet(r.PlaceOfService), priority: uint8(ir.priority), kind: crit.kind(r.Kind), typ: r.Type}
 	if ir.criteria {
 		rec.flags |= recCriteria
@@ -197,21 +197,21 @@ func newPendingRate(r *contracts.Rate, src int32, priority map[string]int, crit 
 	return p
 }
 
-// key is p's ordering key; id is its rate id.
-func (p *pendingRate) key(id string) indexedRate {
-	return indexedRate{id: id, rangeStart: p.rangeStart, rangeEnd: p.rangeEnd, src: p.rec.src, priority: int(p.rec.priority),
+// key is p's ordering key; ids holds its rate id (see rateRec.idOff).
+func (p *pendingRate) key(ids string) indexedRate {
+	return indexedRate{id: ids[p.rec.idOff : p.rec.idOff+p.rec.idLen], rangeStart: p.rangeStart, rangeEnd: p.rangeEnd, priority: int(p.rec.priority),
 		eff: p.rec.eff, end: p.rec.end, class: p.class, optional: p.optional, criteria: p.rec.flags&recCriteria != 0}
 }
 
 // newRateIndex indexes the pending rates of one contract (it sorts ps);
-// id returns the id of a rate by its rateRec.src.
-func newRateIndex(ps []pendingRate, crit *criteriaTable, id func(src int32) string) *rateIndex {
-	slices.SortFunc(ps, func(a, b pendingRate) int { return compareRates(a.key(id(a.rec.src)), b.key(id(b.rec.src))) })
+// ids holds the rate ids (see rateRec.idOff).
+func newRateIndex(ps []pendingRate, crit *criteriaTable, ids string) *rateIndex {
+	slices.SortFunc(ps, func(a, b pendingRate) int { return compareRates(a.key(ids), b.key(ids)) })
 	ix := &rateIndex{rates: make([]rateRec, len(ps)), crit: crit}
 	keys := make([]indexedRate, len(ps))
 	var pts []string
 	for i := range ps {
-		ix.rates[i], keys[i] = ps[i].rec, ps[i].key(id(ps[i].rec.src))
+		ix.rates[i], keys[i] = ps[i].rec, ps[i].key(ids)
 		if keys[i].class == classRange {
 			pts = append(pts, keys[i].rangeStart, keys[i].rangeEnd)
 		}
