@@ -11,17 +11,20 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/repricer/repricer/claims"
 	"github.com/repricer/repricer/connectors/bundle"
 	"github.com/repricer/repricer/connectors/claimcsv"
+	"github.com/repricer/repricer/connectors/postgres"
+	"github.com/repricer/repricer/connectors/postgres/pgtest"
 	"github.com/repricer/repricer/contracts"
 	"github.com/repricer/repricer/rates"
 	"github.com/repricer/repricer/synth"
 )
 
 // TestStreamedBundleMatchesWholeLoad checks that building the engine while
-// reading a bundle's rates (streamBundle) gives exactly what loading the
+// reading a bundle's rates (streamSchedule) gives exactly what loading the
 // whole schedule, validating it and indexing it gives: the same issues,
 // rejections and fingerprint, and the same price for every line.
 func TestStreamedBundleMatchesWholeLoad(t *testing.T) {
@@ -67,9 +70,9 @@ func TestStreamedBundleMatchesWholeLoad(t *testing.T) {
 			if err := bundle.Write(ctx, dir, &sorted); err != nil {
 				t.Fatal(err)
 			}
-			streamed, err := streamBundle(ctx, dir, tt.opts)
+			streamed, err := streamSchedule(ctx, bundleStream(dir), tt.opts)
 			if err != nil {
-				t.Fatalf("streamBundle: %v", err)
+				t.Fatalf("streamSchedule: %v", err)
 			}
 			whole, err := bundle.Read(ctx, dir)
 			if err != nil {
@@ -108,8 +111,8 @@ func TestStreamedBundleMatchesWholeLoad(t *testing.T) {
 // are not in rate_id order is loaded whole, with the same result.
 func TestLoadEngineFallsBackForUnsortedRates(t *testing.T) {
 	ctx := context.Background()
-	if _, err := streamBundle(ctx, sampleContracts, rates.Options{}); !errors.Is(err, errUnsorted) {
-		t.Fatalf("streamBundle of the sample (ids 1001..14004 in file order): %v, want errUnsorted", err)
+	if _, err := streamSchedule(ctx, bundleStream(sampleContracts), rates.Options{}); !errors.Is(err, errUnsorted) {
+		t.Fatalf("streamSchedule of the sample (ids 1001..14004 in file order): %v, want errUnsorted", err)
 	}
 	e, desc, err := loadEngine(ctx, sampleContracts, 0, rates.Options{})
 	if err != nil {
@@ -170,4 +173,35 @@ func priceAll(e *rates.Engine, lines []claims.Item) []string {
 			r.Allowed, r.AdminFee, r.NetPayable, r.Flags, r.ReviewByRate)
 	}
 	return out
+}
+
+// TestStreamedDatabaseMatchesWholeLoad streams the (cleaned) sample from
+// Postgres, whose rates come in rate_id order, and checks it against
+// loading the whole schedule.
+func TestStreamedDatabaseMatchesWholeLoad(t *testing.T) {
+	ctx := context.Background()
+	clean := cleanSample(t, filepath.Join(t.TempDir(), "clean"))
+	url := pgtest.NewDatabase(t)
+	for _, args := range [][]string{{"db", "migrate", "--db", url}, {"contracts", "import", "--from", clean, "--to", url}} {
+		if status, _, stderr := runCLI(t, args...); status != 0 {
+			t.Fatalf("%s: %s", args[0], stderr)
+		}
+	}
+	streamed, err := streamSchedule(ctx, databaseStream(url, time.Minute), rates.Options{})
+	if err != nil {
+		t.Fatalf("streamSchedule: %v (the database returns rates in rate_id order)", err)
+	}
+	s, err := postgres.LoadURL(ctx, url, postgres.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := rates.New(contracts.Validate(s), rates.Options{})
+	if !reflect.DeepEqual(streamed.Schedule(), want.Schedule()) || streamed.NumRates() != want.NumRates() || want.NumRates() == 0 {
+		t.Errorf("streamed: %d rates, fingerprint %s; whole: %d rates, fingerprint %s",
+			streamed.NumRates(), streamed.Schedule().Fingerprint, want.NumRates(), want.Schedule().Fingerprint)
+	}
+	lines := readClaims(t, sampleClaims)
+	if got, exp := priceAll(streamed, lines), priceAll(want, lines); !slices.Equal(got, exp) {
+		t.Errorf("prices differ")
+	}
 }

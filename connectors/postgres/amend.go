@@ -71,7 +71,10 @@ func ApplyAmendment(ctx context.Context, db *sqlx.DB, a contracts.Amendment, tod
 	if err := loadContracts(ctx, tx, s, in); err != nil {
 		return nil, wrap(err)
 	}
-	if err := loadRates(ctx, tx, s, in, nil); err != nil {
+	if err := loadRates(ctx, tx, in, nil, func(r *contracts.Rate) error {
+		s.Rates = append(s.Rates, *r)
+		return nil
+	}); err != nil {
 		return nil, wrap(err)
 	}
 	_, res, err = contracts.Apply(s, a, today)

@@ -37,6 +37,17 @@ func Load(ctx context.Context, db *sqlx.DB) (*contracts.Schedule, error) {
 	return load(ctx, db, nil)
 }
 
+// LoadStream is Load for a caller that validates and indexes rates as they
+// come instead of holding them all: in the same snapshot, it calls header
+// with the kinds and contracts (Rates empty), then rate for each rate in
+// rate_id order. rate must not keep r, which is reused. An error from
+// header or rate stops the load and is returned as is; a failure of the
+// database is a *LoadError.
+func LoadStream(ctx context.Context, db *sqlx.DB, header func(*contracts.Schedule) error, rate func(r *contracts.Rate) error) error {
+	_, err := loadWith(ctx, db, nil, header, rate)
+	return err
+}
+
 // Export reads the database into a schedule for bundle.Write. It is Load:
 // the same snapshot guarantee and order, with every rate kind included.
 func Export(ctx context.Context, db *sqlx.DB) (*contracts.Schedule, error) {
@@ -64,7 +75,13 @@ type rowHook func(table string, n int)
 // epoch is the day number PostgreSQL dates are sent relative to.
 var epochOffset = int32(contracts.DateOf(1970, 1, 1))
 
-func load(ctx context.Context, db *sqlx.DB, hook rowHook) (s *contracts.Schedule, err error) {
+func load(ctx context.Context, db *sqlx.DB, hook rowHook) (*contracts.Schedule, error) {
+	return loadWith(ctx, db, hook, nil, nil)
+}
+
+// loadWith reads the snapshot; with rate set, rates go to it instead of
+// into the schedule, after header has had the kinds and contracts.
+func loadWith(ctx context.Context, db *sqlx.DB, hook rowHook, header func(*contracts.Schedule) error, rate func(*contracts.Rate) error) (s *contracts.Schedule, err error) {
 	tx, err := db.BeginTxx(ctx, &sql.TxOptions{Isolation: sql.LevelRepeatableRead, ReadOnly: true})
 	if err != nil {
 		return nil, &LoadError{Err: err}
@@ -85,9 +102,13 @@ func load(ctx context.Context, db *sqlx.DB, hook rowHook) (s *contracts.Schedule
 		(SELECT count(*) FROM rates WHERE retired_at IS NULL)`).Scan(&nContracts, &nRates); err != nil {
 		return nil, &LoadError{Err: err}
 	}
-	s = &contracts.Schedule{
-		Contracts: make([]contracts.Contract, 0, nContracts),
-		Rates:     make([]contracts.Rate, 0, nRates),
+	s = &contracts.Schedule{Contracts: make([]contracts.Contract, 0, nContracts)}
+	if rate == nil {
+		s.Rates = make([]contracts.Rate, 0, nRates)
+		rate = func(r *contracts.Rate) error {
+			s.Rates = append(s.Rates, *r)
+			return nil
+		}
 	}
 	in := newInterner()
 	if err := loadKinds(ctx, tx, s); err != nil {
@@ -96,7 +117,12 @@ func load(ctx context.Context, db *sqlx.DB, hook rowHook) (s *contracts.Schedule
 	if err := loadContracts(ctx, tx, s, in); err != nil {
 		return nil, err
 	}
-	if err := loadRates(ctx, tx, s, in, hook); err != nil {
+	if header != nil {
+		if err := header(s); err != nil {
+			return nil, err
+		}
+	}
+	if err := loadRates(ctx, tx, in, hook, rate); err != nil {
 		return nil, err
 	}
 	return s, nil
@@ -205,7 +231,7 @@ const rateFields = 15
 // hookEvery is how often the test hook is called while reading rates.
 const hookEvery = 1000
 
-func loadRates(ctx context.Context, tx *sqlx.Tx, s *contracts.Schedule, in *interner, hook rowHook) (err error) {
+func loadRates(ctx context.Context, tx *sqlx.Tx, in *interner, hook rowHook, fn func(*contracts.Rate) error) (err error) {
 	rows, err := tx.QueryxContext(ctx, ratesQuery)
 	if err != nil {
 		return &LoadError{Table: "rates", Err: err}
@@ -217,10 +243,11 @@ func loadRates(ctx context.Context, tx *sqlx.Tx, s *contracts.Schedule, in *inte
 		scratch []byte
 	)
 	n := 0
+	var rt contracts.Rate
 	for rows.Next() {
 		n++
-		s.Rates = append(s.Rates, contracts.Rate{Source: contracts.Source{File: SourceRates, Row: n}})
-		r := &s.Rates[len(s.Rates)-1]
+		rt = contracts.Rate{Source: contracts.Source{File: SourceRates, Row: n}}
+		r := &rt
 		if err := rows.Scan(&r.ID, &record, &r.RequiresAuth, &r.RequiresReview, &r.Active); err != nil {
 			return &LoadError{Table: "rates", Row: n - 1, Err: err}
 		}
@@ -247,6 +274,9 @@ func loadRates(ctx context.Context, tx *sqlx.Tx, s *contracts.Schedule, in *inte
 		r.MaxUnits = p.int("max_units", f[14])
 		if p.err != nil {
 			return &LoadError{Table: "rates", Row: n - 1, Err: p.err}
+		}
+		if err := fn(r); err != nil {
+			return err
 		}
 		if hook != nil && n%hookEvery == 0 {
 			hook("rates", n)
