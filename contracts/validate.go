@@ -110,7 +110,7 @@ func NewValidation(s *Schedule) *Validation {
 		Rejected: map[string]string{},
 		Issues:   slices.Clone(s.Issues),
 	}
-	x := &Validation{v: v, rateIDs: map[string]struct{}{}, usable: map[string]int{}}
+	x := &Validation{v: v, byID: map[string]*Contract{}, rateIDs: map[string]struct{}{}, usable: map[string]int{}}
 	kinds := s.Kinds
 	if len(kinds) == 0 {
 		kinds = DefaultRateKinds()
@@ -128,8 +128,6 @@ func NewValidation(s *Schedule) *Validation {
 		}
 	}
 
-	byID := map[string]*Contract{}
-	x.byID = byID
 	numbers := map[string]string{}
 	seen := map[string]bool{}
 	for i := range s.Contracts {
@@ -147,7 +145,7 @@ func NewValidation(s *Schedule) *Validation {
 	}
 	for i := range v.Contracts {
 		c := &v.Contracts[i]
-		byID[c.ID] = c
+		x.byID[c.ID] = c
 		reject := func(field, msg string) {
 			v.issue("contract", c.ID, c.Source, field, ActionRejected, msg)
 			if _, done := v.Rejected[c.ID]; !done {

@@ -396,28 +396,12 @@ func (g *schedGen) family(c *contracts.Contract, spec, code string, room int) in
 		v := add()
 		v.Kind, v.Specialty = contracts.KindCPTModifierSpecialty, spec
 		v.Modifier = kindModifiers[r.IntN(len(kindModifiers))]
-		v.Type, v.Value = base.Type, baseVal*60/100
-		if v.Type == contracts.Amount {
-			v.Value = roundCents(v.Value)
-			if v.Value == 0 {
-				v.Value = money.FixedScale
-			}
-		} else if v.Value == 0 {
-			v.Value = money.FixedScale
-		}
+		v.Type, v.Value = base.Type, variantValue(base.Type, baseVal, 60)
 	}
 	if made < room && r.chance(0.03) {
 		v := add()
 		v.PlaceOfService = []string{"21", "22", "23"}
-		v.Type, v.Value = base.Type, baseVal*80/100
-		if v.Type == contracts.Amount {
-			v.Value = roundCents(v.Value)
-			if v.Value == 0 {
-				v.Value = money.FixedScale
-			}
-		} else if v.Value == 0 {
-			v.Value = money.FixedScale
-		}
+		v.Type, v.Value = base.Type, variantValue(base.Type, baseVal, 80)
 	}
 	return made
 }
@@ -465,6 +449,19 @@ func (g *schedGen) capAmount(c *contracts.Contract, v money.Fixed) money.Fixed {
 	}
 	if v < money.FixedScale/100 {
 		return money.FixedScale / 100
+	}
+	return v
+}
+
+// variantValue is pct percent of a family's base value, in whole cents for
+// an Amount, and never 0.
+func variantValue(t contracts.RateType, base money.Fixed, pct money.Fixed) money.Fixed {
+	v := base * pct / 100
+	if t == contracts.Amount {
+		v = roundCents(v)
+	}
+	if v == 0 {
+		v = money.FixedScale
 	}
 	return v
 }

@@ -147,9 +147,15 @@ func exportCommand() *cli.Command {
 // usage error.
 func loadSchedule(ctx context.Context, src string, timeout time.Duration) (*contracts.Validated, string, error) {
 	v, desc, err := schedule.Load(ctx, src, postgres.Options{StatementTimeout: timeout})
+	return v, desc, contractsUsage(err)
+}
+
+// contractsUsage makes a --contracts value that names no schedule source a
+// usage error.
+func contractsUsage(err error) error {
 	var se *schedule.SourceError
 	if errors.As(err, &se) {
-		return nil, "", usagef("--contracts: %w", err)
+		return usagef("--contracts: %w", err)
 	}
-	return v, desc, err
+	return err
 }

@@ -3,19 +3,18 @@ package main
 import (
 	"context"
 	"errors"
-	"os"
 	"runtime"
 	"runtime/debug"
 	"time"
 
-	"github.com/repricer/repricer/connectors/bundle"
 	"github.com/repricer/repricer/connectors/postgres"
+	"github.com/repricer/repricer/connectors/schedule"
 	"github.com/repricer/repricer/contracts"
 	"github.com/repricer/repricer/rates"
 )
 
 // errUnsorted stops streaming a schedule whose rates are not in rate_id order.
-var errUnsorted = errors.New("rates.csv is not in rate_id order")
+var errUnsorted = errors.New("rates are not in rate_id order")
 
 // loadEngine loads the schedule at src and builds the pricing engine. A
 // bundle folder or a database is streamed: each rate is validated and
@@ -27,19 +26,9 @@ var errUnsorted = errors.New("rates.csv is not in rate_id order")
 // Explain, the whole schedule is loaded first instead.
 func loadEngine(ctx context.Context, src string, timeout time.Duration, opts rates.Options) (*rates.Engine, string, error) {
 	if !opts.Explain {
-		var read scheduleStream
-		var desc string
-		switch fi, err := os.Stat(src); {
-		case postgres.IsURL(src):
-			read, desc = databaseStream(src, timeout), "postgres:"+postgres.Redact(src)
-		case err == nil && fi.IsDir():
-			read, desc = bundleStream(src), "bundle:"+src
-		}
-		if read != nil {
-			e, err := streamSchedule(ctx, read, opts)
-			if !errors.Is(err, errUnsorted) {
-				return e, desc, err
-			}
+		e, desc, err := streamEngine(ctx, src, timeout, opts)
+		if !errors.Is(err, errUnsorted) {
+			return e, desc, contractsUsage(err)
 		}
 	}
 	v, desc, err := loadSchedule(ctx, src, timeout)
@@ -60,47 +49,16 @@ func loadEngine(ctx context.Context, src string, timeout time.Duration, opts rat
 	return e, desc, nil
 }
 
-// scheduleStream reads a schedule: header gets the kinds and contracts,
-// then rate each rate in source order (r is reused).
-type scheduleStream func(ctx context.Context, header func(*contracts.Schedule) error, rate func(r *contracts.Rate) error) error
-
-func bundleStream(dir string) scheduleStream {
-	return func(ctx context.Context, header func(*contracts.Schedule) error, rate func(*contracts.Rate) error) error {
-		hdr, err := bundle.ReadHeader(ctx, dir)
-		if err != nil {
-			return err
-		}
-		if err := header(hdr); err != nil {
-			return err
-		}
-		return bundle.ReadRates(ctx, dir, rate)
-	}
-}
-
-func databaseStream(url string, timeout time.Duration) scheduleStream {
-	return func(ctx context.Context, header func(*contracts.Schedule) error, rate func(*contracts.Rate) error) (err error) {
-		db, err := postgres.Open(ctx, url, postgres.Options{StatementTimeout: timeout})
-		if err != nil {
-			return err
-		}
-		defer func() {
-			if cerr := db.Close(); err == nil {
-				err = cerr
-			}
-		}()
-		return postgres.LoadStream(ctx, db, header, rate)
-	}
-}
-
-// streamSchedule builds the engine while reading the schedule, through the
-// same validation and index as Validate and rates.New.
-func streamSchedule(ctx context.Context, read scheduleStream, opts rates.Options) (*rates.Engine, error) {
+// streamEngine builds the engine while reading the schedule at src (see
+// schedule.Stream), through the same validation and index as Validate and
+// rates.New.
+func streamEngine(ctx context.Context, src string, timeout time.Duration, opts rates.Options) (*rates.Engine, string, error) {
 	var (
 		val *contracts.Validation
 		fp  *contracts.Fingerprinter
 		b   *rates.Builder
 	)
-	err := read(ctx, func(hdr *contracts.Schedule) error {
+	desc, err := schedule.Stream(ctx, src, postgres.Options{StatementTimeout: timeout}, func(hdr *contracts.Schedule) error {
 		val = contracts.NewValidation(hdr)
 		val.InIDOrder() // the Fingerprinter stops the read at the first id out of order
 		fp = contracts.NewFingerprinter(hdr)
@@ -116,11 +74,11 @@ func streamSchedule(ctx context.Context, read scheduleStream, opts rates.Options
 		return nil
 	})
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	v := val.Finish()
 	v.Fingerprint = fp.Sum()
 	e := b.Build(v)
 	debug.FreeOSMemory() // the validation's leftovers and the pending rates
-	return e, nil
+	return e, desc, nil
 }

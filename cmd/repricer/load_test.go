@@ -24,7 +24,7 @@ import (
 )
 
 // TestStreamedBundleMatchesWholeLoad checks that building the engine while
-// reading a bundle's rates (streamSchedule) gives exactly what loading the
+// reading a bundle's rates (streamEngine) gives exactly what loading the
 // whole schedule, validating it and indexing it gives: the same issues,
 // rejections and fingerprint, and the same price for every line.
 func TestStreamedBundleMatchesWholeLoad(t *testing.T) {
@@ -70,9 +70,9 @@ func TestStreamedBundleMatchesWholeLoad(t *testing.T) {
 			if err := bundle.Write(ctx, dir, &sorted); err != nil {
 				t.Fatal(err)
 			}
-			streamed, err := streamSchedule(ctx, bundleStream(dir), tt.opts)
+			streamed, _, err := streamEngine(ctx, dir, 0, tt.opts)
 			if err != nil {
-				t.Fatalf("streamSchedule: %v", err)
+				t.Fatalf("streamEngine: %v", err)
 			}
 			whole, err := bundle.Read(ctx, dir)
 			if err != nil {
@@ -111,8 +111,8 @@ func TestStreamedBundleMatchesWholeLoad(t *testing.T) {
 // are not in rate_id order is loaded whole, with the same result.
 func TestLoadEngineFallsBackForUnsortedRates(t *testing.T) {
 	ctx := context.Background()
-	if _, err := streamSchedule(ctx, bundleStream(sampleContracts), rates.Options{}); !errors.Is(err, errUnsorted) {
-		t.Fatalf("streamSchedule of the sample (ids 1001..14004 in file order): %v, want errUnsorted", err)
+	if _, _, err := streamEngine(ctx, sampleContracts, 0, rates.Options{}); !errors.Is(err, errUnsorted) {
+		t.Fatalf("streamEngine of the sample (ids 1001..14004 in file order): %v, want errUnsorted", err)
 	}
 	e, desc, err := loadEngine(ctx, sampleContracts, 0, rates.Options{})
 	if err != nil {
@@ -187,9 +187,9 @@ func TestStreamedDatabaseMatchesWholeLoad(t *testing.T) {
 			t.Fatalf("%s: %s", args[0], stderr)
 		}
 	}
-	streamed, err := streamSchedule(ctx, databaseStream(url, time.Minute), rates.Options{})
+	streamed, _, err := streamEngine(ctx, url, time.Minute, rates.Options{})
 	if err != nil {
-		t.Fatalf("streamSchedule: %v (the database returns rates in rate_id order)", err)
+		t.Fatalf("streamEngine: %v (the database returns rates in rate_id order)", err)
 	}
 	s, err := postgres.LoadURL(ctx, url, postgres.Options{})
 	if err != nil {

@@ -77,33 +77,38 @@ func (e *FormatError) Unwrap() error { return e.Err }
 
 // Read loads the bundle in dir.
 func Read(ctx context.Context, dir string) (*contracts.Schedule, error) {
-	s, err := ReadHeader(ctx, dir)
-	if err != nil {
-		return nil, err
-	}
-	// A rate schedule can hold millions of rows: size the slice once
-	// instead of letting append double it (and copy it) as it grows.
-	if n, err := countLines(filepath.Join(dir, RatesFile)); err == nil {
-		s.Rates = make([]contracts.Rate, 0, n)
-	}
-	if err := ReadRates(ctx, dir, func(r *contracts.Rate) error {
+	var s *contracts.Schedule
+	err := ReadStream(ctx, dir, func(hdr *contracts.Schedule) error {
+		s = hdr
+		// A rate schedule can hold millions of rows: size the slice once
+		// instead of letting append double it (and copy it) as it grows.
+		if n, err := countLines(filepath.Join(dir, RatesFile)); err == nil {
+			s.Rates = make([]contracts.Rate, 0, n)
+		}
+		return nil
+	}, func(r *contracts.Rate) error {
 		s.Rates = append(s.Rates, *r)
 		return nil
-	}); err != nil {
+	})
+	if err != nil {
 		return nil, err
 	}
 	return s, nil
 }
 
-// ReadHeader loads the contracts and rate kinds of the bundle in dir, and
-// not its rates (see ReadRates).
-func ReadHeader(ctx context.Context, dir string) (*contracts.Schedule, error) {
+// ReadStream reads the bundle in dir for a caller that validates and
+// indexes rates as they come instead of holding them all (as
+// postgres.LoadStream does for a database): header gets the kinds and
+// contracts (Rates empty), then rate each rate in file order. rate must not
+// keep r, which is reused. An error from header or rate stops the read and
+// is returned as is.
+func ReadStream(ctx context.Context, dir string, header func(*contracts.Schedule) error, rate func(r *contracts.Rate) error) error {
 	s := &contracts.Schedule{}
 	if err := readFile(ctx, filepath.Join(dir, ContractsFile), requiredContract, func(r *row) error {
 		s.Contracts = append(s.Contracts, parseContract(r))
 		return nil
 	}); err != nil {
-		return nil, err
+		return err
 	}
 	kindsPath := filepath.Join(dir, KindsFile)
 	if _, err := os.Stat(kindsPath); err == nil {
@@ -117,22 +122,17 @@ func ReadHeader(ctx context.Context, dir string) (*contracts.Schedule, error) {
 			s.Kinds = append(s.Kinds, k)
 			return nil
 		}); err != nil {
-			return nil, err
+			return err
 		}
 	}
-	return s, nil
-}
-
-// ReadRates streams the rates of the bundle in dir to fn in file order, so
-// that a caller can validate and index millions of rates without holding
-// them all. fn must not keep r, which is reused; an error from fn stops the
-// read and is returned as is.
-func ReadRates(ctx context.Context, dir string, fn func(r *contracts.Rate) error) error {
+	if err := header(s); err != nil {
+		return err
+	}
 	in := newInterner()
 	var rt contracts.Rate
 	return readFile(ctx, filepath.Join(dir, RatesFile), requiredRate, func(r *row) error {
 		rt = parseRate(r, in)
-		return fn(&rt)
+		return rate(&rt)
 	})
 }
 

@@ -30,18 +30,57 @@ func Load(ctx context.Context, src string, opts postgres.Options) (*contracts.Va
 		if err != nil {
 			return nil, "", err
 		}
-		return contracts.Validate(s), "postgres:" + postgres.Redact(src), nil
+		return contracts.Validate(s), describe(src), nil
 	}
-	fi, err := os.Stat(src)
-	if err != nil {
-		return nil, "", &SourceError{Source: src, Err: err}
-	}
-	if !fi.IsDir() {
-		return nil, "", &SourceError{Source: src, Err: fmt.Errorf("%s is neither a bundle folder nor a postgres:// URL", src)}
+	if err := checkBundle(src); err != nil {
+		return nil, "", err
 	}
 	s, err := bundle.Read(ctx, src)
 	if err != nil {
 		return nil, "", err
 	}
-	return contracts.Validate(s), "bundle:" + src, nil
+	return contracts.Validate(s), describe(src), nil
+}
+
+// Stream reads the schedule at src without holding its rates, for a caller
+// that validates and indexes them as they come (bundle.ReadStream,
+// postgres.LoadStream): header gets the kinds and contracts, then rate each
+// rate in source order. It returns the description Load returns.
+func Stream(ctx context.Context, src string, opts postgres.Options, header func(*contracts.Schedule) error, rate func(r *contracts.Rate) error) (desc string, err error) {
+	if postgres.IsURL(src) {
+		db, err := postgres.Open(ctx, src, opts)
+		if err != nil {
+			return "", err
+		}
+		defer func() {
+			if cerr := db.Close(); err == nil {
+				err = cerr
+			}
+		}()
+		return describe(src), postgres.LoadStream(ctx, db, header, rate)
+	}
+	if err := checkBundle(src); err != nil {
+		return "", err
+	}
+	return describe(src), bundle.ReadStream(ctx, src, header, rate)
+}
+
+// checkBundle reports a src that is not a folder as a *SourceError.
+func checkBundle(src string) error {
+	fi, err := os.Stat(src)
+	if err != nil {
+		return &SourceError{Source: src, Err: err}
+	}
+	if !fi.IsDir() {
+		return &SourceError{Source: src, Err: fmt.Errorf("%s is neither a bundle folder nor a postgres:// URL", src)}
+	}
+	return nil
+}
+
+// describe names src for summaries and logs, without a password.
+func describe(src string) string {
+	if postgres.IsURL(src) {
+		return "postgres:" + postgres.Redact(src)
+	}
+	return "bundle:" + src
 }
