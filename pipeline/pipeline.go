@@ -321,6 +321,7 @@ func (r *run) stream(ctx context.Context, w ResultWriter) error {
 		g.Go(func() error {
 			defer workers.Done()
 			p := r.cfg.Engine.NewPricer()
+			var starts []int
 			for {
 				var b *batch
 				select {
@@ -332,16 +333,19 @@ func (r *run) stream(ctx context.Context, w ResultWriter) error {
 					return nil
 				}
 				t := time.Now()
-				priceBatch(p, b.items)
 				b.tally.reset()
-				for i := range b.items {
-					b.tally.add(&b.items[i])
-				}
-				if pe != nil {
-					b.enc[0], b.enc[1] = b.enc[0][:0], b.enc[1][:0]
-					pe.EncodeBatch(b.items, &b.enc)
-					b.encoded = true
-				}
+				b.enc[0], b.enc[1] = b.enc[0][:0], b.enc[1][:0]
+				// Tally and encode each claim just after pricing it, while
+				// its lines are still in the CPU's cache.
+				starts = priceBatch(p, b.items, starts, func(claim []claims.Item) {
+					for i := range claim {
+						b.tally.add(&claim[i])
+					}
+					if pe != nil {
+						pe.EncodeBatch(claim, &b.enc)
+					}
+				})
+				b.encoded = pe != nil
 				r.addPriceTime(time.Since(t))
 				select {
 				case <-ctx.Done():
@@ -569,22 +573,44 @@ func cmpString(a, b string) int {
 	return 0
 }
 
-// priceBatch prices a batch claim by claim: a run of lines with one
-// claim_id, with any invalid rows among them.
-func priceBatch(p *rates.Pricer, items []claims.Item) {
-	start, cur := 0, ""
+// priceBatch prices a batch claim by claim (a run of lines with one
+// claim_id, with any invalid rows among them), handing each claim to priced
+// once it is priced. starts is scratch space, returned for reuse.
+func priceBatch(p *rates.Pricer, items []claims.Item, starts []int, priced func([]claims.Item)) []int {
+	starts = starts[:0]
+	cur := ""
 	for i := range items {
 		l := &items[i].Line
 		if l.Invalid != nil {
 			continue
 		}
 		if cur != "" && l.ClaimID != cur {
-			p.PriceClaim(items[start:i])
-			start = i
+			starts = append(starts, i)
 		}
 		cur = l.ClaimID
 	}
-	p.PriceClaim(items[start:])
+	// Claim k spans starts[k-1] (0 for the first) to starts[k]; pricing a
+	// claim prefetches the rates of the claim two ahead (see Pricer.Prefetch).
+	starts = append(starts, len(items))
+	claim := func(k int) []claims.Item {
+		if k >= len(starts) {
+			return nil
+		}
+		from := 0
+		if k > 0 {
+			from = starts[k-1]
+		}
+		return items[from:starts[k]]
+	}
+	p.Prefetch(claim(0))
+	p.Prefetch(claim(1))
+	for k := range starts {
+		p.Prefetch(claim(k + 2))
+		c := claim(k)
+		p.PriceClaim(c)
+		priced(c)
+	}
+	return starts
 }
 
 // writeBatch writes a priced batch, using the rows and tally the worker

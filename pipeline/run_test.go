@@ -316,7 +316,7 @@ func spread(n uint64) uint64 { return n * 0x9e3779b97f4a7c15 }
 
 func TestClaimCheck(t *testing.T) {
 	var c claimCheck
-	const n = 2*recentClaims + 10 // several spilled runs
+	const n = 2*max(recentClaims, logChunk) + 10 // beyond the window, and several spilled runs
 	for h := uint64(1); h <= n; h++ {
 		if c.recentlySeen(spread(h)) {
 			t.Fatalf("claim %d seen before it was added", h)

@@ -6,6 +6,7 @@ import (
 	"slices"
 
 	"github.com/repricer/repricer/claims"
+	"github.com/repricer/repricer/contracts"
 	"github.com/repricer/repricer/money"
 )
 
@@ -119,21 +120,26 @@ func (e *BooksError) Error() string { return "the books do not balance: " + e.De
 
 // tally accumulates the summary in the writer stage.
 type tally struct {
-	counts     Counts
-	totals     Totals
-	byContract map[string]*ContractTotals
+	counts Counts
+	totals Totals
+	// By the engine's contract pointer, which is one per contract id; last
+	// is the previous line's, as lines of a claim share their contract.
+	byContract map[*contracts.Contract]*ContractTotals
+	last       *contracts.Contract
+	lastTotals *ContractTotals
 	byCode     map[claims.Code]*CodeTotals
 	codes      []claims.Code
 }
 
 func newTally() *tally {
-	return &tally{byContract: map[string]*ContractTotals{}, byCode: map[claims.Code]*CodeTotals{}}
+	return &tally{byContract: map[*contracts.Contract]*ContractTotals{}, byCode: map[claims.Code]*CodeTotals{}}
 }
 
 // reset empties t for reuse.
 func (t *tally) reset() {
 	t.counts, t.totals = Counts{}, Totals{}
 	clear(t.byContract)
+	t.last, t.lastTotals = nil, nil
 	clear(t.byCode)
 }
 
@@ -141,8 +147,8 @@ func (t *tally) reset() {
 func (t *tally) merge(o *tally) {
 	t.counts.add(&o.counts)
 	t.totals.add(&o.totals)
-	for _, oct := range o.byContract {
-		t.contract(oct.ContractID, oct.ContractNumber).add(oct)
+	for c, oct := range o.byContract {
+		t.contract(c).add(oct)
 	}
 	for code, oct := range o.byCode {
 		ct := t.code(code)
@@ -163,7 +169,7 @@ func (t *tally) add(it *claims.Item) {
 		line := Amounts{AllowedBeforeStopLoss: r.AllowedBeforeStopLoss, StopLossReduction: r.StopLossReduction,
 			Allowed: r.Allowed, AdminFee: r.AdminFee, NetPayable: r.NetPayable}
 		t.totals.Amounts.add(&line)
-		ct := t.contract(r.Contract.ID, r.Contract.Number)
+		ct := t.contract(r.Contract)
 		ct.Lines++
 		ct.Billed += l.Billed
 		ct.Amounts.add(&line)
@@ -187,12 +193,16 @@ func (t *tally) add(it *claims.Item) {
 	}
 }
 
-func (t *tally) contract(id, number string) *ContractTotals {
-	ct := t.byContract[id]
-	if ct == nil {
-		ct = &ContractTotals{ContractID: id, ContractNumber: number}
-		t.byContract[id] = ct
+func (t *tally) contract(c *contracts.Contract) *ContractTotals {
+	if c == t.last {
+		return t.lastTotals
 	}
+	ct := t.byContract[c]
+	if ct == nil {
+		ct = &ContractTotals{ContractID: c.ID, ContractNumber: c.Number}
+		t.byContract[c] = ct
+	}
+	t.last, t.lastTotals = c, ct
 	return ct
 }
 

@@ -6,6 +6,7 @@ import (
 	"unsafe"
 
 	"github.com/repricer/repricer/claims"
+	"github.com/repricer/repricer/contracts"
 	"github.com/repricer/repricer/money"
 )
 
@@ -19,6 +20,17 @@ type Pricer struct {
 	seen         map[int64]struct{}
 	done         []bool
 	shares       []share
+	ahead        []aheadLine // the lines of the last Prefetch call
+	// The last line Prefetch guessed the contract of, and its index.
+	aheadVendor string
+	aheadDate   contracts.Date
+	aheadIndex  *rateIndex
+}
+
+// aheadLine is a line Prefetch has started fetching the rate of.
+type aheadLine struct {
+	ix  *rateIndex
+	key uint64
 }
 
 type share struct {
@@ -36,6 +48,36 @@ func (p *Pricer) vendor(id string) *vendorEntry {
 		p.lastVendorID, p.lastVendor = id, p.e.vendors[id]
 	}
 	return p.lastVendor
+}
+
+// Prefetch hints that the lines of items will be priced after those of the
+// previous Prefetch call. At scale most of a line's pricing time is waiting
+// for memory (a million rates do not fit in the CPU's caches), so it starts
+// loading, without waiting, the exact-code slot of each of these lines and
+// the rate found in the slot of each line of the previous call, whose slot
+// has had time to arrive. It changes no result: a caller that prefetches
+// lines it then does not price, or never prefetches, gets the same prices.
+func (p *Pricer) Prefetch(items []claims.Item) {
+	for _, a := range p.ahead {
+		a.ix.prefetchRate(a.key)
+	}
+	p.ahead = p.ahead[:0]
+	for i := range items {
+		l := &items[i].Line
+		if l.Invalid != nil {
+			continue
+		}
+		if l.VendorID != p.aheadVendor || l.ServiceDate != p.aheadDate {
+			p.aheadVendor, p.aheadDate, p.aheadIndex = l.VendorID, l.ServiceDate, p.e.guessIndex(l)
+		}
+		ix := p.aheadIndex
+		key, short := codeKey(l.CPT)
+		if ix == nil || !short || len(ix.exact.slots) == 0 {
+			continue
+		}
+		prefetch(unsafe.Pointer(&ix.exact.slots[ix.exact.home(key)]))
+		p.ahead = append(p.ahead, aheadLine{ix, key})
+	}
 }
 
 // PriceLine prices a single line on its own (a one-line claim).

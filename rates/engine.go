@@ -12,6 +12,7 @@ import (
 	"math/bits"
 	"slices"
 	"strings"
+	"unsafe"
 
 	"github.com/repricer/repricer/claims"
 	"github.com/repricer/repricer/contracts"
@@ -172,6 +173,21 @@ func (e *Engine) NumRates() int { return e.numRates }
 // are nil unless the engine was built with Options.Explain (see NumRates).
 func (e *Engine) Schedule() *contracts.Validated { return e.sched }
 
+// guessIndex returns the rate index of the contract that most likely
+// prices l (the first in force on its date), for prefetching only.
+func (e *Engine) guessIndex(l *claims.Line) *rateIndex {
+	ve := e.vendors[l.VendorID]
+	if ve == nil {
+		return nil
+	}
+	for _, ce := range ve.priceable {
+		if ce.c.Effective <= l.ServiceDate && l.ServiceDate <= ce.c.Expiration {
+			return ce.index
+		}
+	}
+	return nil
+}
+
 // selectContract applies SPEC §3 step 1.
 func (e *Engine) selectContract(ve *vendorEntry, l *claims.Line, res *claims.Result) *contractEntry {
 	if ve == nil {
@@ -257,6 +273,9 @@ func (e *Engine) priceLine(ve *vendorEntry, l *claims.Line, res *claims.Result) 
 	case pos >= 0:
 		rate = &ix.rates[pos]
 		res.RateID, res.RateKind, res.MatchPriority = e.ids[rate.idOff:rate.idOff+rate.idLen], ix.crit.kinds[rate.kind], int(rate.priority)
+		// Writers read the id next, once the claim is priced; it sits in
+		// the engine's many-megabyte id string, so start fetching it now.
+		prefetch(unsafe.Pointer(unsafe.StringData(res.RateID)))
 		res.RateType, res.RateValue = rate.typ, rate.value
 		res.ReviewByRate = rate.flags&recReview != 0
 		minUnits, maxUnits = rate.minUnits, rate.maxUnits

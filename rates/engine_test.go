@@ -4,12 +4,14 @@ import (
 	"cmp"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"testing"
 
 	"github.com/repricer/repricer/claims"
 	"github.com/repricer/repricer/contracts"
 	"github.com/repricer/repricer/money"
+	"github.com/repricer/repricer/synth"
 )
 
 func d(s string) contracts.Date {
@@ -561,5 +563,90 @@ func TestLongCodes(t *testing.T) {
 				t.Errorf("got %s, want %s", got, tt.want)
 			}
 		})
+	}
+}
+
+// TestExactTable finds every key of a crowded table, with buckets of one
+// rate and of several, and finds nothing for keys it does not hold.
+func TestExactTable(t *testing.T) {
+	for _, n := range []int{1, 2, 3, 7, 100, 1000} {
+		t.Run(fmt.Sprint(n), func(t *testing.T) {
+			ix := &rateIndex{}
+			buckets := map[uint64][]int32{}
+			rng := rand.New(rand.NewPCG(uint64(n), 1))
+			for i := 0; len(buckets) < n; i++ {
+				k := rng.Uint64() | 1<<63 // never 0, never an absent key below
+				for j := 0; j <= i%3; j++ {
+					buckets[k] = append(buckets[k], int32(10*i+j))
+				}
+			}
+			ix.exact = newExactTable(ix, buckets)
+			if len(ix.exact.slots) < 2*n {
+				t.Errorf("%d slots for %d keys, want at least %d", len(ix.exact.slots), n, 2*n)
+			}
+			displaced := 0 // keys away from their home slot: probing is tested
+			for i, sl := range ix.exact.slots {
+				if sl.key != 0 && ix.exact.home(sl.key) != uint64(i) {
+					displaced++
+				}
+			}
+			if n >= 100 && displaced == 0 {
+				t.Errorf("no key of %d collided; the test does not exercise probing", n)
+			}
+			for k, want := range buckets {
+				if got := ix.exactBucket(k); !slices.Equal(got, want) {
+					t.Errorf("key %#x: bucket %v, want %v", k, got, want)
+				}
+			}
+			for _, k := range []uint64{1, 0x7f, 1 << 62, 1<<63 - 1} {
+				if got := ix.exactBucket(k); got != nil {
+					t.Errorf("absent key %#x: bucket %v", k, got)
+				}
+			}
+		})
+	}
+	var empty rateIndex
+	if got := empty.exactBucket(1 << 56); got != nil {
+		t.Errorf("empty table: bucket %v", got)
+	}
+}
+
+// TestPrefetchChangesNoResult prices the same generated claims with and
+// without prefetch hints, including hints for lines that are then priced
+// in another order or not at all: every result must be the same.
+func TestPrefetchChangesNoResult(t *testing.T) {
+	s := synth.Schedule(synth.ScheduleOptions{Seed: 3, Contracts: 50, Rates: 20_000, BadRateShare: 0.01})
+	e := New(contracts.Validate(s), Options{})
+	g := synth.Claims(synth.ClaimOptions{Schedule: s, Seed: 3, Lines: 5000})
+	var items []claims.Item
+	var starts []int
+	var row synth.Row
+	for g.Next(&row) {
+		var it claims.Item
+		row.Record(&it.Line.Raw)
+		it.Line.Parse()
+		if n := len(items); n == 0 || it.Line.Raw[claims.ClaimID] != items[n-1].Line.Raw[claims.ClaimID] {
+			starts = append(starts, n)
+		}
+		items = append(items, it)
+	}
+	starts = append(starts, len(items))
+	claim := func(dst []claims.Item, k int) []claims.Item {
+		k %= len(starts) - 1
+		return dst[starts[k]:starts[k+1]]
+	}
+	plain := slices.Clone(items)
+	hinted := slices.Clone(items)
+	p, q := e.NewPricer(), e.NewPricer()
+	for k := 0; k < len(starts)-1; k++ {
+		p.PriceClaim(claim(plain, k))
+		q.Prefetch(claim(hinted, k+2))
+		q.Prefetch(claim(hinted, 7*k+1)) // a hint never followed
+		q.PriceClaim(claim(hinted, k))
+	}
+	for i := range plain {
+		if plain[i].Result != hinted[i].Result {
+			t.Fatalf("line %d: %+v with hints, %+v without", i, hinted[i].Result, plain[i].Result)
+		}
 	}
 }

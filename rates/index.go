@@ -2,9 +2,11 @@ package rates
 
 import (
 	"cmp"
+	"maps"
 	"slices"
 	"strconv"
 	"strings"
+	"unsafe"
 
 	"github.com/repricer/repricer/claims"
 	"github.com/repricer/repricer/contracts"
@@ -137,7 +139,7 @@ type rateIndex struct {
 	rates       []rateRec
 	crit        *criteriaTable
 	pos         []int32         // every bucket's positions, back to back
-	exact       map[uint64]span // by codeKey, for codes of up to 8 bytes
+	exact       exactTable      // by codeKey, for codes of up to 8 bytes
 	exactLong   map[string]span // longer codes (none in CPT or HCPCS)
 	bySpecialty map[string]span
 	byVisitKind map[string]span
@@ -256,7 +258,7 @@ func newRateIndex(ps []pendingRate, crit *criteriaTable, ids string) *rateIndex 
 			byVisitKind[vk] = append(byVisitKind[vk], pos)
 		}
 	}
-	ix.exact = flatten(ix, exact)
+	ix.exact = newExactTable(ix, exact)
 	if len(exactLong) > 0 {
 		ix.exactLong = flatten(ix, exactLong)
 	}
@@ -281,16 +283,101 @@ func newRateIndex(ps []pendingRate, crit *criteriaTable, ids string) *rateIndex 
 // flatten moves buckets into ix.pos, in key order so that the layout (and
 // so the run) does not depend on map iteration.
 func flatten[K cmp.Ordered](ix *rateIndex, buckets map[K][]int32) map[K]span {
-	keys := make([]K, 0, len(buckets))
-	for k := range buckets {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
+	keys := slices.Sorted(maps.Keys(buckets))
 	out := make(map[K]span, len(buckets))
 	for _, k := range keys {
 		out[k] = ix.add(buckets[k])
 	}
 	return out
+}
+
+// exactTable maps codeKeys to exact-code buckets by open addressing in one
+// flat array, so that the slot of a code has an address computable ahead
+// of the lookup (see Pricer.prefetch), which a Go map does not offer.
+type exactTable struct {
+	slots []exactSlot // a power of two, at most half full
+	shift uint8       // 64 - log2(len(slots))
+}
+
+// exactSlot is one code's bucket. Key 0 marks an empty slot: a code with a
+// key is non-empty and NUL-free, so its key is never 0. A bucket of one
+// rate (most codes) keeps its position in the slot itself, saving a read.
+type exactSlot struct {
+	key uint64
+	n   uint32
+	v   [1]int32 // the position when n == 1, else the offset in rateIndex.pos
+}
+
+func (t *exactTable) home(key uint64) uint64 { return (key * 0x9E3779B97F4A7C15) >> t.shift }
+
+// newExactTable lays out buckets, in key order so that the layout does not
+// depend on map iteration.
+func newExactTable(ix *rateIndex, buckets map[uint64][]int32) exactTable {
+	if len(buckets) == 0 {
+		return exactTable{}
+	}
+	bits := 1
+	for 1<<bits < 2*len(buckets) {
+		bits++
+	}
+	t := exactTable{slots: make([]exactSlot, 1<<bits), shift: uint8(64 - bits)}
+	mask := uint64(len(t.slots) - 1)
+	for _, k := range slices.Sorted(maps.Keys(buckets)) {
+		i := t.home(k)
+		for t.slots[i].key != 0 {
+			i = (i + 1) & mask
+		}
+		b := buckets[k]
+		sl := exactSlot{key: k, n: uint32(len(b))}
+		if len(b) == 1 {
+			sl.v[0] = b[0]
+		} else {
+			sl.v[0] = int32(ix.add(b).off)
+		}
+		t.slots[i] = sl
+	}
+	return t
+}
+
+// exactBucket returns the positions of the exact rates of the code whose
+// codeKey is key.
+func (ix *rateIndex) exactBucket(key uint64) []int32 {
+	t := &ix.exact
+	if len(t.slots) == 0 {
+		return nil
+	}
+	mask := uint64(len(t.slots) - 1)
+	for i := t.home(key); ; i = (i + 1) & mask {
+		sl := &t.slots[i]
+		switch {
+		case sl.key == key && sl.n == 1:
+			return sl.v[:]
+		case sl.key == key:
+			return ix.pos[sl.v[0] : uint32(sl.v[0])+sl.n]
+		case sl.key == 0:
+			return nil
+		}
+	}
+}
+
+// prefetchRate starts loading the first rate of the exact bucket of key,
+// whose slot is expected to be cached already (see Pricer.Prefetch).
+func (ix *rateIndex) prefetchRate(key uint64) {
+	t := &ix.exact
+	mask := uint64(len(t.slots) - 1)
+	for i := t.home(key); ; i = (i + 1) & mask {
+		sl := &t.slots[i]
+		switch {
+		case sl.key == key && sl.n == 1:
+			prefetch(unsafe.Pointer(&ix.rates[sl.v[0]]))
+			return
+		case sl.key == key:
+			prefetch(unsafe.Pointer(&ix.pos[sl.v[0]]))
+			return
+		case sl.key == 0:
+			return
+		}
+	}
 }
 
 func (ix *rateIndex) add(b []int32) span {
@@ -415,9 +502,7 @@ func (ix *rateIndex) lookup(l *claims.Line) (best int32, conflict bool) {
 	var buckets [4][]int32
 	key, short := codeKey(l.CPT)
 	if short {
-		if s, ok := ix.exact[key]; ok {
-			buckets[0] = ix.bucket(s)
-		}
+		buckets[0] = ix.exactBucket(key)
 	} else if s, ok := ix.exactLong[l.CPT]; ok {
 		buckets[0] = ix.bucket(s)
 	}

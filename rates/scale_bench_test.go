@@ -42,14 +42,28 @@ func scaleSetup() {
 func BenchmarkPriceAtScale(b *testing.B) {
 	scaleOnce.Do(scaleSetup)
 	nclaims := len(scaleStarts) - 1
-	p := scaleEngine.NewPricer()
-	lines := 0
-	b.ReportAllocs()
-	b.ResetTimer()
-	for i := 0; i < b.N; i++ {
-		c := scaleItems[scaleStarts[i%nclaims]:scaleStarts[i%nclaims+1]]
-		p.PriceClaim(c)
-		lines += len(c)
+	claim := func(i int) []claims.Item {
+		i %= nclaims
+		return scaleItems[scaleStarts[i]:scaleStarts[i+1]]
 	}
-	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(lines), "ns/line")
+	for _, prefetch := range []bool{false, true} {
+		name := "plain"
+		if prefetch {
+			name = "prefetch"
+		}
+		b.Run(name, func(b *testing.B) {
+			p := scaleEngine.NewPricer()
+			lines := 0
+			b.ReportAllocs()
+			for i := 0; b.Loop(); i++ {
+				if prefetch {
+					p.Prefetch(claim(i + 2))
+				}
+				c := claim(i)
+				p.PriceClaim(c)
+				lines += len(c)
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(lines), "ns/line")
+		})
+	}
 }

@@ -22,6 +22,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"math/big"
 	"strconv"
 	"strings"
@@ -83,7 +84,7 @@ type column struct {
 	leaf  int // the Parquet leaf column (files only)
 	index int // the column's position in the record batches
 	data  string
-	off   []int
+	off   []int32
 }
 
 // Reader streams claim lines from one Parquet file.
@@ -336,23 +337,59 @@ func (rd *Reader) next() (err error) {
 
 // appendEach appends the n values of a text or binary array to buf and
 // their end offsets to off (a null is empty).
-func appendEach[T string | []byte](buf []byte, off []int, n int, nulls bool, valid func(int) bool, value func(int) T) ([]byte, []int) {
+func appendEach[T string | []byte](buf []byte, off []int32, n int, nulls bool, valid func(int) bool, value func(int) T) ([]byte, []int32) {
 	for i := 0; i < n; i++ {
 		if !nulls || valid(i) {
 			buf = append(buf, value(i)...)
 		}
-		off = append(off, len(buf))
+		off = append(off, int32(len(buf)))
 	}
 	return buf, off
+}
+
+// offsetArray is a text or binary array with 32-bit offsets.
+type offsetArray interface {
+	arrow.Array
+	ValueBytes() []byte
+	ValueOffsets() []int32
+}
+
+var (
+	_ offsetArray = (*array.String)(nil)
+	_ offsetArray = (*array.Binary)(nil)
+)
+
+// loadWhole copies the values of a text array in one piece: they already
+// lie back to back, so only their offsets need rebasing. It reports false,
+// leaving c alone, when a null holds bytes (Arrow allows that), which the
+// value-by-value path then drops.
+func loadWhole(c *column, a offsetArray) bool {
+	vo := a.ValueOffsets()
+	if a.NullN() > 0 {
+		for i := range a.Len() {
+			if a.IsNull(i) && vo[i] != vo[i+1] {
+				return false
+			}
+		}
+	}
+	off := c.off[:0]
+	for _, o := range vo {
+		off = append(off, o-vo[0])
+	}
+	c.data, c.off = string(a.ValueBytes()), off
+	return true
 }
 
 // load formats the values of arr into c: all values of the batch go into
 // one string (one allocation per column and batch), which the lines share.
 func (rd *Reader) load(c *column, arr arrow.Array) error {
+	if a, ok := arr.(offsetArray); ok && loadWhole(c, a) {
+		return nil
+	}
 	n := arr.Len()
+	nulls := arr.NullN() > 0
 	buf := rd.buf[:0]
 	off := append(c.off[:0], 0)
-	nulls := arr.NullN() > 0
 	switch a := arr.(type) {
 	case *array.String:
 		buf, off = appendEach(buf, off, n, nulls, a.IsValid, a.Value)
@@ -376,7 +413,7 @@ func (rd *Reader) load(c *column, arr arrow.Array) error {
 					buf = appendText(buf, dict, j)
 				}
 			}
-			off = append(off, len(buf))
+			off = append(off, int32(len(buf)))
 		}
 	case *array.Int8:
 		buf, off = appendInts(buf, off, a, a.Values())
@@ -400,7 +437,7 @@ func (rd *Reader) load(c *column, arr arrow.Array) error {
 			if !nulls || a.IsValid(i) {
 				buf = df.appendDay(buf, int64(v))
 			}
-			off = append(off, len(buf))
+			off = append(off, int32(len(buf)))
 		}
 	case *array.Date64:
 		df := newDayFormatter()
@@ -408,7 +445,7 @@ func (rd *Reader) load(c *column, arr arrow.Array) error {
 			if !nulls || a.IsValid(i) {
 				buf = df.appendDay(buf, floorDiv(int64(v), 86_400_000))
 			}
-			off = append(off, len(buf))
+			off = append(off, int32(len(buf)))
 		}
 	case *array.Timestamp:
 		per := ticksPerDay(a.DataType().(*arrow.TimestampType).Unit)
@@ -417,7 +454,7 @@ func (rd *Reader) load(c *column, arr arrow.Array) error {
 			if !nulls || a.IsValid(i) {
 				buf = df.appendDay(buf, floorDiv(int64(v), per))
 			}
-			off = append(off, len(buf))
+			off = append(off, int32(len(buf)))
 		}
 	case *array.Decimal32:
 		buf, off = appendDecimals(buf, off, a, a.Values(), a.DataType().(arrow.DecimalType).GetScale())
@@ -434,7 +471,7 @@ func (rd *Reader) load(c *column, arr arrow.Array) error {
 					buf = appendBigDecimal(buf, v.BigInt(), scale)
 				}
 			}
-			off = append(off, len(buf))
+			off = append(off, int32(len(buf)))
 		}
 	case *array.Decimal256:
 		scale := a.DataType().(arrow.DecimalType).GetScale()
@@ -442,10 +479,13 @@ func (rd *Reader) load(c *column, arr arrow.Array) error {
 			if !nulls || a.IsValid(i) {
 				buf = appendBigDecimal(buf, v.BigInt(), scale)
 			}
-			off = append(off, len(buf))
+			off = append(off, int32(len(buf)))
 		}
 	default:
 		return &SchemaError{File: rd.name, Column: c.name, Type: arr.DataType().String(), Reason: "unexpected type in a record batch; " + expected(c.field)}
+	}
+	if len(buf) > math.MaxInt32 {
+		return &ReadError{File: rd.name, Err: fmt.Errorf("column %s holds over 2 GiB of text in one batch of %d rows", c.name, n)}
 	}
 	rd.buf = buf
 	c.data = string(buf)
@@ -472,36 +512,36 @@ func appendText(dst []byte, dict arrow.Array, j int) []byte {
 	panic("claimparquet: dictionary of " + dict.DataType().String())
 }
 
-func appendInts[T int8 | int16 | int32 | int64](buf []byte, off []int, a arrow.Array, vals []T) ([]byte, []int) {
+func appendInts[T int8 | int16 | int32 | int64](buf []byte, off []int32, a arrow.Array, vals []T) ([]byte, []int32) {
 	nulls := a.NullN() > 0
 	for i, v := range vals {
 		if !nulls || a.IsValid(i) {
 			buf = strconv.AppendInt(buf, int64(v), 10)
 		}
-		off = append(off, len(buf))
+		off = append(off, int32(len(buf)))
 	}
 	return buf, off
 }
 
 // appendDecimals formats decimals stored as scaled integers.
-func appendDecimals[T ~int32 | ~int64](buf []byte, off []int, a arrow.Array, vals []T, scale int32) ([]byte, []int) {
+func appendDecimals[T ~int32 | ~int64](buf []byte, off []int32, a arrow.Array, vals []T, scale int32) ([]byte, []int32) {
 	nulls := a.NullN() > 0
 	for i, v := range vals {
 		if !nulls || a.IsValid(i) {
 			buf = appendDecimal(buf, int64(v), scale)
 		}
-		off = append(off, len(buf))
+		off = append(off, int32(len(buf)))
 	}
 	return buf, off
 }
 
-func appendUints[T uint8 | uint16 | uint32 | uint64](buf []byte, off []int, a arrow.Array, vals []T) ([]byte, []int) {
+func appendUints[T uint8 | uint16 | uint32 | uint64](buf []byte, off []int32, a arrow.Array, vals []T) ([]byte, []int32) {
 	nulls := a.NullN() > 0
 	for i, v := range vals {
 		if !nulls || a.IsValid(i) {
 			buf = strconv.AppendUint(buf, uint64(v), 10)
 		}
-		off = append(off, len(buf))
+		off = append(off, int32(len(buf)))
 	}
 	return buf, off
 }

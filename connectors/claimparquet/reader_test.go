@@ -11,6 +11,8 @@ import (
 	"testing"
 
 	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/arrow-go/v18/arrow/memory"
 
 	"github.com/repricer/repricer/claims"
 	"github.com/repricer/repricer/connectors/claimcsv"
@@ -287,5 +289,49 @@ func TestCancelledContext(t *testing.T) {
 	var l claims.Line
 	if err := rd.Read(&l); !errors.Is(err, context.Canceled) {
 		t.Fatalf("Read after cancel = %v, want context.Canceled", err)
+	}
+}
+
+// TestNullWithBytes reads a text column whose null slot spans bytes, which
+// Arrow allows: the null must read as empty, and its neighbours intact.
+func TestNullWithBytes(t *testing.T) {
+	fields := make([]arrow.Field, claims.NumFields)
+	cols := make([]arrow.Array, claims.NumFields)
+	for f := range fields {
+		fields[f] = arrow.Field{Name: claims.FieldNames[f], Type: arrow.BinaryTypes.String, Nullable: true}
+		b := array.NewStringBuilder(memory.DefaultAllocator)
+		b.AppendValues([]string{"1", "1"}, nil)
+		cols[f] = b.NewArray()
+		defer cols[f].Release()
+	}
+	// member_id: a null spanning "XX", then "M2".
+	data := array.NewData(arrow.BinaryTypes.String, 2,
+		[]*memory.Buffer{memory.NewBufferBytes([]byte{0b10}), memory.NewBufferBytes(arrow.Int32Traits.CastToBytes([]int32{0, 2, 4})), memory.NewBufferBytes([]byte("XXM2"))}, nil, 1, 0)
+	defer data.Release()
+	cols[claims.MemberID].Release()
+	cols[claims.MemberID] = array.NewStringData(data)
+	rec := array.NewRecordBatch(arrow.NewSchema(fields, nil), cols, 2)
+	defer rec.Release()
+	rr, err := array.NewRecordReader(rec.Schema(), []arrow.RecordBatch{rec})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rr.Release()
+	rd, err := claimparquet.NewRecordReader(context.Background(), rr, "records", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for {
+		var l claims.Line
+		if err := rd.Read(&l); err == io.EOF {
+			break
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, l.Raw[claims.MemberID])
+	}
+	if want := []string{"", "M2"}; !reflect.DeepEqual(got, want) {
+		t.Errorf("member ids = %q, want %q", got, want)
 	}
 }
