@@ -251,3 +251,47 @@ func TestWriterCloseAndErrors(t *testing.T) {
 		}
 	})
 }
+
+// TestWriterBounds checks which columns carry min/max statistics: columns a
+// query prunes on do, member and authorization identifiers and free text
+// do not.
+func TestWriterBounds(t *testing.T) {
+	items := genItems(1000)
+	p, e := writeItems(t, items, 100)
+	for _, f := range []struct {
+		data             []byte
+		bounded, without []string
+	}{
+		{p, []string{"claim_id", "cpt_code", "contract_id", "service_date", "allowed_amount"}, []string{"member_id", "provider_npi", "prior_auth_number", "modifiers", "flags"}},
+		{e, []string{"claim_id", "code"}, []string{"member_id", "message"}},
+	} {
+		pf, err := file.NewParquetReader(bytes.NewReader(f.data))
+		if err != nil {
+			t.Fatal(err)
+		}
+		rg := pf.MetaData().RowGroup(0)
+		sc := pf.MetaData().Schema
+		hasMinMax := func(name string) bool {
+			i := sc.ColumnIndexByName(name)
+			if i < 0 {
+				t.Fatalf("no column %s", name)
+			}
+			cc, err := rg.ColumnChunk(i)
+			if err != nil {
+				t.Fatal(err)
+			}
+			st, err := cc.Statistics()
+			return err == nil && st != nil && st.HasMinMax()
+		}
+		for _, c := range f.bounded {
+			if !hasMinMax(c) {
+				t.Errorf("column %s has no min/max", c)
+			}
+		}
+		for _, c := range f.without {
+			if hasMinMax(c) {
+				t.Errorf("column %s has min/max", c)
+			}
+		}
+	}
+}
