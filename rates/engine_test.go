@@ -267,6 +267,10 @@ func TestRateTieBreaks(t *testing.T) {
 			rate("1", "10"),
 			rate("6", "60", kind(contracts.KindVisitKind), vk("OFFICE"), noCPT),
 		}, want: "C1 6/60.00"},
+		{name: "a range of a better kind beats an exact code", rs: []contracts.Rate{
+			rate("1", "10"),
+			rate("2", "20", kind(contracts.KindCPTSpecialty), ortho, rng("99200", "99299")),
+		}, want: "C1 2/20.00"},
 		{name: "exact beats range", rs: []contracts.Rate{
 			rate("1", "10", rng("99200", "99299")),
 			rate("2", "20"),

@@ -184,6 +184,9 @@ func TestExplainMatchesPriceClaimRandom(t *testing.T) {
 				case 1:
 					r.RangeStart = pick("10000", "10005")
 					r.RangeEnd = pick("10010", "10020")
+					if rng.IntN(3) == 0 { // a range that outranks exact CPT rates
+						r.Kind, r.Specialty = contracts.KindCPTSpecialty, pick("ORTHO", "CARDIO")
+					}
 				case 2:
 					r.Kind, r.Specialty = contracts.KindSpecialty, pick("ORTHO", "CARDIO")
 				default:
@@ -212,7 +215,14 @@ func TestExplainMatchesPriceClaimRandom(t *testing.T) {
 			opts.SystemDefault = &DefaultRate{Type: contracts.Amount, Value: 25 * money.FixedScale}
 		}
 		opts.Explain = true
-		e := New(contracts.Validate(&contracts.Schedule{Contracts: cs, Rates: rs}), opts)
+		sched := &contracts.Schedule{Contracts: cs, Rates: rs}
+		if rng.IntN(2) == 0 { // kinds in another order: any class may come first
+			sched.Kinds = contracts.DefaultRateKinds()
+			for i, p := range rng.Perm(len(sched.Kinds)) {
+				sched.Kinds[i].Priority = p + 1
+			}
+		}
+		e := New(contracts.Validate(sched), opts)
 		var claim []claims.Item
 		for n := 1 + rng.IntN(5); n > 0; n-- {
 			var it claims.Item

@@ -150,6 +150,10 @@ type rateIndex struct {
 	rangePts  []string
 	rangeKeys []uint64
 	rangeSegs []span
+	// The first positions of a range rate and of a rate naming no code:
+	// lookup skips their buckets when a better rate is already found, so
+	// that most lines search neither the ranges nor the criteria maps.
+	firstRange, firstNone int32
 }
 
 // codeKey packs a code of up to 8 bytes into an integer that compares as
@@ -225,6 +229,15 @@ func newRateIndex(ps []pendingRate, crit *criteriaTable, ids string) *rateIndex 
 		}
 	}
 
+	ix.firstRange, ix.firstNone = int32(len(ps)), int32(len(ps))
+	for i := len(keys) - 1; i >= 0; i-- {
+		switch keys[i].class {
+		case classRange:
+			ix.firstRange = int32(i)
+		case classNone:
+			ix.firstNone = int32(i)
+		}
+	}
 	slices.Sort(pts)
 	ix.rangePts = slices.Compact(pts)
 	segs := make([][]int32, 2*len(ix.rangePts))
@@ -499,14 +512,19 @@ func (ix *rateIndex) firstMatch(bucket []int32, l *claims.Line, limit int32) int
 // whether another matching rate ties with it on criteria (a)-(d) with a
 // different type or value.
 func (ix *rateIndex) lookup(l *claims.Line) (best int32, conflict bool) {
+	// Buckets by class, best class first. A bucket whose rates all sit at
+	// or after the best match so far cannot win, nor tie with it (a tie
+	// shares the class), so it is not looked up.
 	var buckets [4][]int32
+	none := int32(len(ix.rates))
 	key, short := codeKey(l.CPT)
 	if short {
 		buckets[0] = ix.exactBucket(key)
 	} else if s, ok := ix.exactLong[l.CPT]; ok {
 		buckets[0] = ix.bucket(s)
 	}
-	if len(ix.rangePts) > 0 {
+	pos := ix.firstMatch(buckets[0], l, none)
+	if len(ix.rangePts) > 0 && pos > ix.firstRange {
 		var k int
 		var at bool // l.CPT is the bound rangePts[k]
 		if short && ix.rangeKeys != nil {
@@ -521,16 +539,16 @@ func (ix *rateIndex) lookup(l *claims.Line) (best int32, conflict bool) {
 			buckets[1] = ix.bucket(ix.rangeSegs[2*(k-1)+1])
 		}
 	}
-	if l.Specialty != "" && len(ix.bySpecialty) > 0 {
-		buckets[2] = ix.bucket(ix.bySpecialty[l.Specialty])
-	}
-	if l.VisitKind != "" && len(ix.byVisitKind) > 0 {
-		buckets[3] = ix.bucket(ix.byVisitKind[l.VisitKind])
-	}
-	none := int32(len(ix.rates))
-	pos := none
-	for _, b := range buckets {
-		pos = ix.firstMatch(b, l, pos)
+	pos = ix.firstMatch(buckets[1], l, pos)
+	if pos > ix.firstNone {
+		if l.Specialty != "" && len(ix.bySpecialty) > 0 {
+			buckets[2] = ix.bucket(ix.bySpecialty[l.Specialty])
+		}
+		if l.VisitKind != "" && len(ix.byVisitKind) > 0 {
+			buckets[3] = ix.bucket(ix.byVisitKind[l.VisitKind])
+		}
+		pos = ix.firstMatch(buckets[2], l, pos)
+		pos = ix.firstMatch(buckets[3], l, pos)
 	}
 	if pos == none {
 		return -1, false
