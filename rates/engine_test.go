@@ -654,3 +654,26 @@ func TestPrefetchChangesNoResult(t *testing.T) {
 		}
 	}
 }
+
+// TestVendorIDs finds the contracts of short vendor ids (looked up as
+// packed keys) and long ones (looked up as strings).
+func TestVendorIDs(t *testing.T) {
+	long := "VENDOR-000000123"
+	c1 := contract("C1")
+	c2 := contract("C2", func(c *contracts.Contract) { c.VendorID = long })
+	rs := []contracts.Rate{rate("1", "10"), rate("2", "20", func(r *contracts.Rate) { r.ContractID = "C2" })}
+	e := engine(t, []contracts.Contract{c1, c2}, rs, Options{})
+	for _, tt := range []struct{ vendor, want string }{
+		{"V1", "C1 1/10.00"},
+		{long, "C2 2/20.00"},
+		{"V2", "NO_CONTRACT"},
+		{"VENDOR-000000124", "NO_CONTRACT"},
+		{"V1\x00", "NO_CONTRACT"},
+	} {
+		it := line(set(claims.VendorID, tt.vendor))
+		e.NewPricer().PriceLine(&it)
+		if got := outcome(&it.Result); got != tt.want {
+			t.Errorf("vendor %q: got %s, want %s", tt.vendor, got, tt.want)
+		}
+	}
+}
