@@ -90,7 +90,7 @@ type FileWriter struct {
 	prows    []pricedRow
 	erows    []exceptionRow
 	codes    []claims.Code
-	flags    map[claims.Flags]string // formatted flag sets, to format each once
+	flags    [256]string // formatted flag sets of the first 8 flags, to format each once
 	epoch    int64
 	err      error // sticky
 	closed   bool
@@ -100,7 +100,7 @@ type FileWriter struct {
 // the exceptions to exceptions. Close must be called to finish both
 // files; it does not close priced or exceptions.
 func NewWriter(priced, exceptions io.Writer) (*FileWriter, error) {
-	w := &FileWriter{pbw: bufio.NewWriterSize(priced, 1<<20), ebw: bufio.NewWriterSize(exceptions, 1<<20), epoch: epochDay(), flags: map[claims.Flags]string{}}
+	w := &FileWriter{pbw: bufio.NewWriterSize(priced, 1<<20), ebw: bufio.NewWriterSize(exceptions, 1<<20), epoch: epochDay()}
 	opts := []parquet.WriterOption{parquet.Compression(&fastSnappy{}), parquet.MaxRowsPerRowGroup(RowGroupRows), parquet.CreatedBy("repricer", "1", "parquet-go"),
 		// Min/max go into the column index and the column chunk statistics,
 		// which query engines prune with; repeating them in every data page
@@ -168,12 +168,13 @@ func (w *FileWriter) Write(ctx context.Context, items []claims.Item) error {
 }
 
 func (w *FileWriter) flagString(f claims.Flags) string {
-	s, ok := w.flags[f]
-	if !ok {
-		s = f.String()
-		w.flags[f] = s
+	if int(f) >= len(w.flags) {
+		return f.String()
 	}
-	return s
+	if w.flags[f] == "" {
+		w.flags[f] = f.String() // "" again for no flags, which is right
+	}
+	return w.flags[f]
 }
 
 // Close finishes both files (footers) and flushes them; it does not close
