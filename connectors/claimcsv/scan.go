@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"errors"
 	"io"
+	"unsafe"
 )
 
 // Errors of malformed records, as encoding/csv names them.
@@ -30,6 +31,27 @@ type scanner struct {
 	fields []string
 	ends   []int
 	out    []byte
+	arena  []byte // the text of the latest records (see text)
+}
+
+// arenaSize is the size of the blocks record text is copied into.
+const arenaSize = 64 << 10
+
+// text returns b as a string in the arena: one allocation per block of
+// records (hundreds of claim lines) instead of one per record. The arena
+// only grows, and a full block is replaced, never reused, so the bytes
+// behind a returned string never change (the guarantee strings need);
+// a record's fields keep only their block alive.
+func (s *scanner) text(b []byte) string {
+	if len(b) == 0 {
+		return ""
+	}
+	if len(b) > cap(s.arena)-len(s.arena) {
+		s.arena = make([]byte, 0, max(arenaSize, len(b)))
+	}
+	start := len(s.arena)
+	s.arena = append(s.arena, b...)
+	return unsafe.String(&s.arena[start], len(b))
 }
 
 func newScanner(r io.Reader) *scanner {
@@ -84,7 +106,7 @@ func (s *scanner) read() ([]string, error) {
 	}
 	s.quoted = bytes.IndexByte(line, '"') >= 0
 	if !s.quoted {
-		rec := string(line)
+		rec := s.text(line)
 		s.fields = s.fields[:0]
 		for {
 			i := indexComma(rec)
@@ -183,7 +205,7 @@ fields:
 }
 
 func (s *scanner) cut() []string {
-	rec := string(s.out)
+	rec := s.text(s.out)
 	s.fields = s.fields[:0]
 	start := 0
 	for _, end := range s.ends {

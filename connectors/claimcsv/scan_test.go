@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"encoding/csv"
 	"errors"
+	"fmt"
 	"io"
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -51,4 +53,46 @@ func FuzzScannerMatchesEncodingCSV(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestScannerRecordsStayIntact keeps every record the scanner returns and
+// checks them all at the end against encoding/csv: reading later records
+// (over many arena blocks, with records larger than a block, quoted ones
+// and blank lines) must not change the text of earlier ones.
+func TestScannerRecordsStayIntact(t *testing.T) {
+	var b bytes.Buffer
+	for i := 0; i < 20000; i++ {
+		switch {
+		case i%997 == 0:
+			fmt.Fprintf(&b, "%d,%s,x\n", i, strings.Repeat("long", arenaSize/3))
+		case i%13 == 0:
+			fmt.Fprintf(&b, "%d,\"quoted, \"\"%d\"\"\",y\n\n", i, i)
+		default:
+			fmt.Fprintf(&b, "%d,plain%d,z\r\n", i, i*7)
+		}
+	}
+	want, err := csv.NewReader(bytes.NewReader(b.Bytes())).ReadAll()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc := newScanner(bytes.NewReader(b.Bytes()))
+	var got [][]string
+	for {
+		rec, err := sc.read()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, slices.Clone(rec)) // the strings, not copies of their bytes
+	}
+	if len(got) != len(want) {
+		t.Fatalf("%d records, want %d", len(got), len(want))
+	}
+	for i := range want {
+		if !slices.Equal(got[i], want[i]) {
+			t.Fatalf("record %d changed: %.60q, want %.60q", i, got[i], want[i])
+		}
+	}
 }
