@@ -75,6 +75,9 @@ type contractEntry struct {
 	c        *contracts.Contract
 	rejected string
 	index    *rateIndex
+	// The contract's term, copied here so that choosing a vendor's contract
+	// reads these compact entries, not each candidate's Contract.
+	eff, exp contracts.Date
 }
 
 type vendorEntry struct {
@@ -138,7 +141,7 @@ func (b *Builder) Build(v *contracts.Validated) *Engine {
 	for i := range v.Contracts {
 		c := &v.Contracts[i]
 		ce := &e.contracts[i]
-		ce.c, ce.rejected = c, v.Rejected[c.ID]
+		ce.c, ce.rejected, ce.eff, ce.exp = c, v.Rejected[c.ID], c.Effective, c.Expiration
 		ps := b.pending[c.ID]
 		delete(b.pending, c.ID) // free each contract's pending rates once indexed
 		if _, rejected := v.Rejected[c.ID]; rejected {
@@ -181,7 +184,7 @@ func (e *Engine) guessIndex(l *claims.Line) *rateIndex {
 		return nil
 	}
 	for _, ce := range ve.priceable {
-		if ce.c.Effective <= l.ServiceDate && l.ServiceDate <= ce.c.Expiration {
+		if ce.eff <= l.ServiceDate && l.ServiceDate <= ce.exp {
 			return ce.index
 		}
 	}
@@ -198,13 +201,12 @@ func (e *Engine) selectContract(ve *vendorEntry, l *claims.Line, res *claims.Res
 	var inForce, latest *contractEntry
 	n := 0
 	for _, ce := range ve.priceable {
-		c := ce.c
-		if c.Effective <= d && d <= c.Expiration {
+		if ce.eff <= d && d <= ce.exp {
 			n++
 			if inForce == nil {
 				inForce = ce
 			}
-		} else if c.Expiration < d && (latest == nil || c.Expiration > latest.c.Expiration) {
+		} else if ce.exp < d && (latest == nil || ce.exp > latest.exp) {
 			latest = ce
 		}
 	}
@@ -232,7 +234,7 @@ func (e *Engine) selectContract(ve *vendorEntry, l *claims.Line, res *claims.Res
 		chosen = latest
 	default:
 		for _, ce := range ve.inactive {
-			if ce.c.Effective <= d && d <= ce.c.Expiration {
+			if ce.eff <= d && d <= ce.exp {
 				res.Code = claims.ContractNotActive
 				res.Message = fmt.Sprintf("contract %s covering %s is %s", ce.c.Number, d, ce.c.Status)
 				res.Contract = ce.c
