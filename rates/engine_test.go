@@ -602,7 +602,7 @@ func TestExactTable(t *testing.T) {
 					t.Errorf("key %#x: bucket %v, want %v", k, got, want)
 				}
 			}
-			for _, k := range []uint64{1, 0x7f, 1 << 62, 1<<63 - 1} {
+			for _, k := range []uint64{0, 1, 0x7f, 1 << 62, 1<<63 - 1} {
 				if got := ix.exactBucket(k); got != nil {
 					t.Errorf("absent key %#x: bucket %v", k, got)
 				}
@@ -613,6 +613,8 @@ func TestExactTable(t *testing.T) {
 	if got := empty.exactBucket(1 << 56); got != nil {
 		t.Errorf("empty table: bucket %v", got)
 	}
+	empty.prefetchRate(1 << 56) // must not panic
+	empty.prefetchRate(0)
 }
 
 // TestPrefetchChangesNoResult prices the same generated claims with and

@@ -306,7 +306,7 @@ func flatten[K cmp.Ordered](ix *rateIndex, buckets map[K][]int32) map[K]span {
 
 // exactTable maps codeKeys to exact-code buckets by open addressing in one
 // flat array, so that the slot of a code has an address computable ahead
-// of the lookup (see Pricer.prefetch), which a Go map does not offer.
+// of the lookup (see Pricer.Prefetch), which a Go map does not offer.
 type exactTable struct {
 	slots []exactSlot // a power of two, at most half full
 	shift uint8       // 64 - log2(len(slots))
@@ -352,44 +352,45 @@ func newExactTable(ix *rateIndex, buckets map[uint64][]int32) exactTable {
 	return t
 }
 
-// exactBucket returns the positions of the exact rates of the code whose
-// codeKey is key.
-func (ix *rateIndex) exactBucket(key uint64) []int32 {
-	t := &ix.exact
-	if len(t.slots) == 0 {
+// slot returns the slot of key, nil when the table does not hold it.
+func (t *exactTable) slot(key uint64) *exactSlot {
+	if key == 0 || len(t.slots) == 0 { // 0 is the key of "", and of no code
 		return nil
 	}
 	mask := uint64(len(t.slots) - 1)
 	for i := t.home(key); ; i = (i + 1) & mask {
-		sl := &t.slots[i]
-		switch {
-		case sl.key == key && sl.n == 1:
-			return sl.v[:]
-		case sl.key == key:
-			return ix.pos[sl.v[0] : uint32(sl.v[0])+sl.n]
-		case sl.key == 0:
+		switch sl := &t.slots[i]; sl.key {
+		case key:
+			return sl
+		case 0:
 			return nil
 		}
 	}
 }
 
-// prefetchRate starts loading the first rate of the exact bucket of key,
-// whose slot is expected to be cached already (see Pricer.Prefetch).
+// exactBucket returns the positions of the exact rates of the code whose
+// codeKey is key.
+func (ix *rateIndex) exactBucket(key uint64) []int32 {
+	switch sl := ix.exact.slot(key); {
+	case sl == nil:
+		return nil
+	case sl.n == 1:
+		return sl.v[:]
+	default:
+		return ix.pos[sl.v[0] : uint32(sl.v[0])+sl.n]
+	}
+}
+
+// prefetchRate starts loading the first rate of the exact bucket of key
+// (or the bucket's positions), once its slot has been prefetched and had
+// time to arrive (see Pricer.Prefetch).
 func (ix *rateIndex) prefetchRate(key uint64) {
-	t := &ix.exact
-	mask := uint64(len(t.slots) - 1)
-	for i := t.home(key); ; i = (i + 1) & mask {
-		sl := &t.slots[i]
-		switch {
-		case sl.key == key && sl.n == 1:
-			prefetch(unsafe.Pointer(&ix.rates[sl.v[0]]))
-			return
-		case sl.key == key:
-			prefetch(unsafe.Pointer(&ix.pos[sl.v[0]]))
-			return
-		case sl.key == 0:
-			return
-		}
+	switch sl := ix.exact.slot(key); {
+	case sl == nil:
+	case sl.n == 1:
+		prefetch(unsafe.Pointer(&ix.rates[sl.v[0]]))
+	default:
+		prefetch(unsafe.Pointer(&ix.pos[sl.v[0]]))
 	}
 }
 
