@@ -85,6 +85,24 @@ fi
 
 duck_lps="n/a" duck_line=""
 if [[ "$format" == parquet ]]; then
+	# DuckDB reads every column of repricer's last outputs; its counts and
+	# totals must be the summary's, or the files are not read as written.
+	echo "== duckdb reads repricer's $lines-line outputs" >&2
+	check="$("$bin/duckbench" -check "$work/n$lines/out")"
+	echo "$check" >&2
+	python3 - "$work/n$lines/out/summary.json" "$check" <<'PY'
+import json, sys
+s = json.load(open(sys.argv[1]))
+got = dict(kv.split("=", 1) for kv in sys.argv[2].split()[1:])
+c, t = s["counts"], s["totals"]
+want = {"priced": str(c["priced_lines"]), "exceptions": str(c["error_exceptions"] + c["review_exceptions"]),
+        "billed": t["billed_priced"], "allowed": t["allowed_amount"], "net": t["net_payable"]}
+bad = {k: (got.get(k), v) for k, v in want.items() if got.get(k) != v}
+if bad:
+    sys.exit("duckdb read other values from repricer's outputs: %s" % bad)
+print("   duckdb reads the same counts and totals as the summary", file=sys.stderr)
+PY
+
 	echo "== duckdb on the same $lines-line file" >&2
 	duck_line="$("$bin/duckbench" -contracts "$work/n$lines/contracts" -claims "$work/n$lines/claims.parquet" \
 		-out "$work/n$lines/duckdb_priced.parquet")"

@@ -154,3 +154,18 @@ type Item struct {
 	Line   Line
 	Result Result
 }
+
+// BatchEncoder encodes the output rows of one batch of items, so that a
+// writer's formatting and compression run in the pricing workers, in
+// parallel, and the writer itself only copies bytes. A writer that offers
+// one hands it out per batch buffer; each encoder is used by one goroutine
+// at a time.
+type BatchEncoder interface {
+	// Reset empties the encoder for a new batch.
+	Reset()
+	// Encode appends the output rows of items, in order.
+	Encode(items []Item)
+	// Finish completes the batch (for example, compresses its last pages)
+	// before the encoder is handed to the writer.
+	Finish()
+}

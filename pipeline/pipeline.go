@@ -70,18 +70,18 @@ type batch struct {
 	items []claims.Item
 	// Filled by the pricing worker: the encoded output rows (when the
 	// writer supports it) and the batch's share of the summary.
-	enc     [2][]byte
+	enc     claims.BatchEncoder
 	encoded bool
 	tally   *tally
 }
 
 // preEncoder is implemented by writers whose formatting can run in the
 // pricing workers, in parallel, leaving only the byte copy to the writer:
-// EncodeBatch appends the priced and exception rows of items to dst[0] and
-// dst[1] and must be safe for concurrent use; WriteEncoded writes them.
+// NewBatchEncoder returns an encoder that shares no state with the writer
+// or with other encoders; WriteEncoded writes a finished one.
 type preEncoder interface {
-	EncodeBatch(items []claims.Item, dst *[2][]byte)
-	WriteEncoded(ctx context.Context, enc *[2][]byte) error
+	NewBatchEncoder() claims.BatchEncoder
+	WriteEncoded(ctx context.Context, enc claims.BatchEncoder) error
 }
 
 // lineSource hands the run's inputs, in order, to a reading stage.
@@ -334,7 +334,12 @@ func (r *run) stream(ctx context.Context, w ResultWriter) error {
 				}
 				t := time.Now()
 				b.tally.reset()
-				b.enc[0], b.enc[1] = b.enc[0][:0], b.enc[1][:0]
+				if pe != nil {
+					if b.enc == nil {
+						b.enc = pe.NewBatchEncoder()
+					}
+					b.enc.Reset()
+				}
 				// Tally and encode each claim just after pricing it, while
 				// its lines are still in the CPU's cache.
 				starts = priceBatch(p, b.items, starts, func(claim []claims.Item) {
@@ -342,9 +347,12 @@ func (r *run) stream(ctx context.Context, w ResultWriter) error {
 						b.tally.add(&claim[i])
 					}
 					if pe != nil {
-						pe.EncodeBatch(claim, &b.enc)
+						b.enc.Encode(claim)
 					}
 				})
+				if pe != nil {
+					b.enc.Finish()
+				}
 				b.encoded = pe != nil
 				r.addPriceTime(time.Since(t))
 				select {
@@ -620,7 +628,7 @@ func (r *run) writeBatch(ctx context.Context, w ResultWriter, b *batch) error {
 		return r.write(ctx, w, b.items)
 	}
 	t := time.Now()
-	if err := w.(preEncoder).WriteEncoded(ctx, &b.enc); err != nil {
+	if err := w.(preEncoder).WriteEncoded(ctx, b.enc); err != nil {
 		return fmt.Errorf("write outputs: %w", err)
 	}
 	b.encoded = false

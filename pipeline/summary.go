@@ -129,6 +129,10 @@ type tally struct {
 	lastTotals *ContractTotals
 	byCode     map[claims.Code]*CodeTotals
 	codes      []claims.Code
+	// spare holds the totals of a reset tally for reuse: a batch's tally
+	// meets hundreds of contracts, and allocating their totals anew for
+	// every batch was a sizeable share of a run's garbage.
+	spare []*ContractTotals
 }
 
 func newTally() *tally {
@@ -138,6 +142,9 @@ func newTally() *tally {
 // reset empties t for reuse.
 func (t *tally) reset() {
 	t.counts, t.totals = Counts{}, Totals{}
+	for _, ct := range t.byContract {
+		t.spare = append(t.spare, ct)
+	}
 	clear(t.byContract)
 	t.last, t.lastTotals = nil, nil
 	clear(t.byCode)
@@ -199,7 +206,12 @@ func (t *tally) contract(c *contracts.Contract) *ContractTotals {
 	}
 	ct := t.byContract[c]
 	if ct == nil {
-		ct = &ContractTotals{ContractID: c.ID, ContractNumber: c.Number}
+		if n := len(t.spare); n > 0 {
+			ct, t.spare = t.spare[n-1], t.spare[:n-1]
+			*ct = ContractTotals{ContractID: c.ID, ContractNumber: c.Number}
+		} else {
+			ct = &ContractTotals{ContractID: c.ID, ContractNumber: c.Number}
+		}
 		t.byContract[c] = ct
 	}
 	t.last, t.lastTotals = c, ct

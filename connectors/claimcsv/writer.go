@@ -25,7 +25,7 @@ var ExceptionColumns = append([]string{"claim_id", "line_number", "source_file",
 // Writer writes priced lines and exceptions as two CSV streams.
 type Writer struct {
 	priced, exc *bufio.Writer
-	enc         [2][]byte
+	enc         batchEncoder
 }
 
 // NewWriter returns a Writer and writes both headers.
@@ -43,35 +43,47 @@ func NewWriter(priced, exceptions io.Writer) (*Writer, error) {
 // Write writes each item to the priced file or the exceptions file (and
 // both for priced lines with review codes).
 func (w *Writer) Write(ctx context.Context, items []claims.Item) error {
-	w.enc[0], w.enc[1] = w.enc[0][:0], w.enc[1][:0]
-	w.EncodeBatch(items, &w.enc)
+	w.enc.Reset()
+	w.enc.Encode(items)
 	return w.WriteEncoded(ctx, &w.enc)
 }
 
-// EncodeBatch appends the priced and exception rows of items to dst[0] and
-// dst[1]. It touches no state of w, so pricing workers call it in parallel.
-func (w *Writer) EncodeBatch(items []claims.Item, dst *[2][]byte) {
+// batchEncoder holds the priced and exception records of a batch.
+type batchEncoder struct{ priced, exc []byte }
+
+var _ claims.BatchEncoder = (*batchEncoder)(nil)
+
+func (e *batchEncoder) Reset()  { e.priced, e.exc = e.priced[:0], e.exc[:0] }
+func (e *batchEncoder) Finish() {}
+
+func (e *batchEncoder) Encode(items []claims.Item) {
 	var codes [4]claims.Code
 	for i := range items {
 		it := &items[i]
 		if it.Result.Priced() {
-			dst[0] = AppendPriced(dst[0], it)
+			e.priced = AppendPriced(e.priced, it)
 		}
 		for _, code := range ExceptionCodes(codes[:0], &it.Result) {
-			dst[1] = AppendException(dst[1], it, code)
+			e.exc = AppendException(e.exc, it, code)
 		}
 	}
 }
 
-// WriteEncoded writes rows prepared by EncodeBatch.
-func (w *Writer) WriteEncoded(ctx context.Context, enc *[2][]byte) error {
+// NewBatchEncoder returns an encoder of a batch's records for
+// WriteEncoded. It shares no state with w, so pricing workers encode in
+// parallel.
+func (w *Writer) NewBatchEncoder() claims.BatchEncoder { return &batchEncoder{} }
+
+// WriteEncoded writes the records of an encoder from NewBatchEncoder.
+func (w *Writer) WriteEncoded(ctx context.Context, enc claims.BatchEncoder) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	if _, err := w.priced.Write(enc[0]); err != nil {
+	e := enc.(*batchEncoder)
+	if _, err := w.priced.Write(e.priced); err != nil {
 		return err
 	}
-	_, err := w.exc.Write(enc[1])
+	_, err := w.exc.Write(e.exc)
 	return err
 }
 

@@ -84,40 +84,54 @@ func genInput(b testing.TB, n int) []byte {
 var benchInput = sync.OnceValue(func() []byte { return genInput(&testing.B{}, benchRows) })
 
 // BenchmarkRead reads 1M claim lines (read, format, Parse) and reports
-// rows/s.
+// rows/s, with the fast path NewReader takes for this file and, as the
+// baseline, pqarrow's record reader.
 func BenchmarkRead(b *testing.B) {
 	data := benchInput()
-	b.SetBytes(int64(len(data)))
-	b.ReportAllocs()
-	b.ResetTimer()
-	for range b.N {
-		rd, err := claimparquet.NewReader(context.Background(), bytes.NewReader(data), "bench.parquet", nil)
-		if err != nil {
-			b.Fatal(err)
-		}
-		var l claims.Line
-		n := 0
-		for {
-			err := rd.Read(&l)
-			if errors.Is(err, io.EOF) {
-				break
+	for _, bc := range []struct {
+		name string
+		new  func(ctx context.Context, f parquet.ReaderAtSeeker, name string, mapping map[string]string) (*claimparquet.Reader, error)
+		fast bool
+	}{
+		{"fast", claimparquet.NewReader, true},
+		{"arrow-baseline", claimparquet.NewArrowReader, false},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			b.SetBytes(int64(len(data)))
+			b.ReportAllocs()
+			for range b.N {
+				rd, err := bc.new(context.Background(), bytes.NewReader(data), "bench.parquet", nil)
+				if err != nil {
+					b.Fatal(err)
+				}
+				if rd.FastPath() != bc.fast {
+					b.Fatalf("fast path = %v, want %v", rd.FastPath(), bc.fast)
+				}
+				var l claims.Line
+				n := 0
+				for {
+					err := rd.Read(&l)
+					if errors.Is(err, io.EOF) {
+						break
+					}
+					if err != nil {
+						b.Fatal(err)
+					}
+					if l.Invalid != nil {
+						b.Fatalf("row %d: %v", n+1, l.Invalid)
+					}
+					n++
+				}
+				if err := rd.Close(); err != nil {
+					b.Fatal(err)
+				}
+				if n != benchRows {
+					b.Fatalf("read %d rows", n)
+				}
 			}
-			if err != nil {
-				b.Fatal(err)
-			}
-			if l.Invalid != nil {
-				b.Fatalf("row %d: %v", n+1, l.Invalid)
-			}
-			n++
-		}
-		if err := rd.Close(); err != nil {
-			b.Fatal(err)
-		}
-		if n != benchRows {
-			b.Fatalf("read %d rows", n)
-		}
+			b.ReportMetric(float64(benchRows)*float64(b.N)/b.Elapsed().Seconds(), "rows/s")
+		})
 	}
-	b.ReportMetric(float64(benchRows)*float64(b.N)/b.Elapsed().Seconds(), "rows/s")
 }
 
 // BenchmarkWrite writes 1M items (90% priced, 10% exceptions, 10% of the
@@ -130,7 +144,8 @@ func BenchmarkWrite(b *testing.B) {
 		name string
 		new  func(p, e io.Writer) (pipeline.ResultWriter, error)
 	}{
-		{"parquet-go", func(p, e io.Writer) (pipeline.ResultWriter, error) { return claimparquet.NewWriter(p, e) }},
+		{"pages", func(p, e io.Writer) (pipeline.ResultWriter, error) { return claimparquet.NewWriter(p, e) }},
+		{"parquet-go-baseline", func(p, e io.Writer) (pipeline.ResultWriter, error) { return claimparquet.NewParquetGoWriter(p, e) }},
 		{"arrow-pqarrow-baseline", func(p, e io.Writer) (pipeline.ResultWriter, error) { return claimparquet.NewArrowParquetWriter(p, e) }},
 	} {
 		b.Run(bc.name, func(b *testing.B) {

@@ -1,9 +1,15 @@
 package claimparquet_test
 
 import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"reflect"
 	"testing"
 
 	"github.com/repricer/repricer/claims"
+	"github.com/repricer/repricer/connectors/claimparquet"
 )
 
 // FuzzReader feeds arbitrary bytes to the reader: it must return lines or
@@ -28,5 +34,32 @@ func FuzzReader(f *testing.F) {
 				}
 			}
 		}
+		// The record-reader path, which NewReader no longer takes for
+		// these files, must not panic either, and where both paths read
+		// the file they must agree.
+		ref, refErr := readArrowLines(data)
+		if err == nil && refErr == nil && !reflect.DeepEqual(lines, ref) {
+			t.Fatalf("the fast path read %d lines, the record reader %d, not the same", len(lines), len(ref))
+		}
 	})
+}
+
+// readArrowLines reads every line of a Parquet file with the record-reader
+// path.
+func readArrowLines(data []byte) ([]claims.Line, error) {
+	rd, err := claimparquet.NewArrowReader(context.Background(), bytes.NewReader(data), "fuzz.parquet", nil)
+	if err != nil {
+		return nil, err
+	}
+	defer rd.Close()
+	var out []claims.Line
+	for {
+		var l claims.Line
+		if err := rd.Read(&l); errors.Is(err, io.EOF) {
+			return out, nil
+		} else if err != nil {
+			return out, err
+		}
+		out = append(out, l)
+	}
 }

@@ -24,6 +24,7 @@ import (
 	"io"
 	"math"
 	"math/big"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -33,6 +34,7 @@ import (
 	"github.com/apache/arrow-go/v18/parquet"
 	"github.com/apache/arrow-go/v18/parquet/file"
 	"github.com/apache/arrow-go/v18/parquet/pqarrow"
+	"github.com/apache/arrow-go/v18/parquet/schema"
 
 	"github.com/repricer/repricer/claims"
 	"github.com/repricer/repricer/contracts"
@@ -92,14 +94,15 @@ type column struct {
 // Reader keeps the context given to NewReader and checks it before decoding
 // each record batch, because LineReader.Read takes no context.
 type Reader struct {
-	ctx  context.Context
-	name string
-	rr   array.RecordReader // nil when the file has no rows
-	cols []column           // in the order of the record batches' columns
-	n, i int                // rows in the current batch, next row
-	row  int64
-	err  error // sticky: io.EOF or the first failure
-	buf  []byte
+	ctx    context.Context
+	name   string
+	rr     array.RecordReader // nil when the file has no rows or chunks reads it
+	chunks *chunkReader       // the fast path, nil when rr reads the file
+	cols   []column           // in the order of the record batches' columns
+	n, i   int                // rows in the current batch, next row
+	row    int64
+	err    error // sticky: io.EOF or the first failure
+	buf    []byte
 	// borrowed: rr belongs to the caller (NewRecordReader), not released here.
 	borrowed bool
 }
@@ -113,7 +116,15 @@ type Reader struct {
 // A schema that cannot be used returns a *SchemaError; a file that is not
 // readable Parquet returns a *ReadError. Close releases the Arrow memory;
 // it does not close f.
-func NewReader(ctx context.Context, f parquet.ReaderAtSeeker, name string, mapping map[string]string) (rd *Reader, err error) {
+func NewReader(ctx context.Context, f parquet.ReaderAtSeeker, name string, mapping map[string]string) (*Reader, error) {
+	return newReader(ctx, f, name, mapping, false)
+}
+
+// newReader is NewReader. A file whose projected columns all have types
+// the fast path (chunkReader) formats exactly is read with it, any other
+// file with pqarrow's record reader; forceArrow reads every file with the
+// latter, so that tests and benchmarks can compare the two.
+func newReader(ctx context.Context, f parquet.ReaderAtSeeker, name string, mapping map[string]string, forceArrow bool) (rd *Reader, err error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -158,6 +169,10 @@ func NewReader(ctx context.Context, f parquet.ReaderAtSeeker, name string, mappi
 	}
 	rd = &Reader{ctx: ctx, name: name}
 	var found [claims.NumFields]bool
+	var fast []chunkColumn // nil once a column needs pqarrow
+	if !forceArrow {
+		fast = []chunkColumn{}
+	}
 	for _, sf := range fr.Manifest.Fields {
 		h := strings.ToLower(strings.TrimSpace(sf.Field.Name))
 		f, ok := want[h]
@@ -175,6 +190,13 @@ func NewReader(ctx context.Context, f parquet.ReaderAtSeeker, name string, mappi
 			return nil, &SchemaError{File: name, Column: sf.Field.Name, Type: sf.Field.Type.String(), Reason: reason}
 		}
 		rd.cols = append(rd.cols, column{field: f, name: sf.Field.Name, leaf: sf.ColIndex, index: len(rd.cols)})
+		if fast != nil {
+			if c, ok := newChunkColumn(sf.ColIndex, md.Schema.Column(sf.ColIndex), sf.Field.Type); ok {
+				fast = append(fast, c)
+			} else {
+				fast = nil
+			}
+		}
 	}
 	for _, f := range claims.Required {
 		if !found[f] {
@@ -187,6 +209,10 @@ func NewReader(ctx context.Context, f parquet.ReaderAtSeeker, name string, mappi
 	}
 	if pf.NumRows() == 0 {
 		rd.err = io.EOF
+		return rd, nil
+	}
+	if fast != nil {
+		rd.chunks = &chunkReader{pf: pf, cols: fast, df: newDayFormatter()}
 		return rd, nil
 	}
 	leaves := make([]int, len(rd.cols))
@@ -289,6 +315,10 @@ func (rd *Reader) Close() error {
 		rd.rr.Release()
 	}
 	rd.rr = nil
+	if rd.chunks != nil {
+		rd.chunks.close()
+		rd.chunks = nil
+	}
 	if rd.err == nil {
 		rd.err = errors.New(rd.name + ": reader is closed")
 	}
@@ -301,7 +331,7 @@ func (rd *Reader) next() (err error) {
 	if err := rd.ctx.Err(); err != nil {
 		return err
 	}
-	if rd.rr == nil {
+	if rd.rr == nil && rd.chunks == nil {
 		return io.EOF
 	}
 	defer func() {
@@ -309,6 +339,9 @@ func (rd *Reader) next() (err error) {
 			err = &ReadError{File: rd.name, Err: fmt.Errorf("corrupt data near row %d: %v", rd.row+1, p)}
 		}
 	}()
+	if rd.chunks != nil {
+		return rd.nextChunks()
+	}
 	for {
 		if !rd.rr.Next() {
 			if err := rd.rr.Err(); err != nil {
@@ -333,6 +366,365 @@ func (rd *Reader) next() (err error) {
 		rd.n, rd.i = n, 0
 		return nil
 	}
+}
+
+// The fast path (chunkReader) reads the projected column chunks with
+// arrow-go's column readers and formats their values straight into the
+// columns' text, skipping the Arrow arrays that pqarrow's record reader
+// builds first (builder appends, validity bitmaps, dictionary lookups into
+// builders), over half of the reader's CPU time. It reads a file
+// only when every projected column is flat and has a type it formats
+// exactly as load formats the Arrow array pqarrow makes of it
+// (newChunkColumn); other files keep the record reader.
+
+// valueKind is how the fast path formats the values of a column.
+type valueKind uint8
+
+const (
+	kindText valueKind = iota // BYTE_ARRAY: its bytes
+	kindInt                   // INT32 or INT64 read as such
+	// INT(8, true) … INT(64, false), converted as pqarrow converts them.
+	kindInt8
+	kindInt16
+	kindUint8
+	kindUint16
+	kindUint32
+	kindUint64
+	kindDate      // DATE: days since 1970-01-01
+	kindTimestamp // TIMESTAMP on INT64: its date, div ticks a day
+	kindDecimal   // DECIMAL on INT32, INT64 or FIXED_LEN_BYTE_ARRAY(1…16)
+)
+
+// chunkColumn is one projected column on the fast path: its reader in the
+// current row group and its decoding buffers, which every batch reuses.
+type chunkColumn struct {
+	kind   valueKind
+	scale  int32 // kindDecimal
+	div    int64 // kindTimestamp
+	leaf   int
+	maxDef int16 // 0: required, 1: optional (a lower level is a null)
+	cr     file.ColumnChunkReader
+	defs   []int16
+	ba     []parquet.ByteArray
+	flba   []parquet.FixedLenByteArray
+	i32    []int32
+	i64    []int64
+}
+
+// chunkReader reads the projected columns of a file row group by row group.
+type chunkReader struct {
+	pf   *file.Reader
+	cols []chunkColumn // in the order of Reader.cols
+	rg   int           // the next row group
+	left int64         // rows of the current row group not read yet
+	df   dayFormatter
+}
+
+// newChunkColumn returns the fast-path column for the Parquet leaf column
+// d (number leaf), which pqarrow reads as an Arrow array of type t, and
+// false when the fast path does not format it exactly as load formats that
+// array.
+func newChunkColumn(leaf int, d *schema.Column, t arrow.DataType) (chunkColumn, bool) {
+	c := chunkColumn{leaf: leaf, maxDef: d.MaxDefinitionLevel()}
+	if d.MaxRepetitionLevel() != 0 || c.maxDef > 1 {
+		return c, false
+	}
+	phys := d.PhysicalType()
+	isInt := phys == parquet.Types.Int32 || phys == parquet.Types.Int64
+	ok := false
+	switch t.ID() {
+	case arrow.STRING, arrow.BINARY:
+		c.kind, ok = kindText, phys == parquet.Types.ByteArray
+	case arrow.INT32:
+		// pqarrow takes the physical values as they are (zero copy), so
+		// only an INT32 holds Arrow int32s.
+		c.kind, ok = kindInt, phys == parquet.Types.Int32
+	case arrow.INT64:
+		c.kind, ok = kindInt, phys == parquet.Types.Int64
+	case arrow.INT8:
+		c.kind, ok = kindInt8, isInt
+	case arrow.INT16:
+		c.kind, ok = kindInt16, isInt
+	case arrow.UINT8:
+		c.kind, ok = kindUint8, isInt
+	case arrow.UINT16:
+		c.kind, ok = kindUint16, isInt
+	case arrow.UINT32:
+		c.kind, ok = kindUint32, isInt
+	case arrow.UINT64:
+		c.kind, ok = kindUint64, isInt
+	case arrow.DATE32:
+		c.kind, ok = kindDate, phys == parquet.Types.Int32
+	case arrow.TIMESTAMP:
+		// INT96 timestamps need pqarrow's conversion.
+		c.kind, c.div, ok = kindTimestamp, ticksPerDay(t.(*arrow.TimestampType).Unit), phys == parquet.Types.Int64
+	case arrow.DECIMAL128, arrow.DECIMAL256:
+		c.kind, c.scale = kindDecimal, t.(arrow.DecimalType).GetScale()
+		// pqarrow reads longer fixed-length decimals as Decimal256 or
+		// fails, and checks each BYTE_ARRAY decimal's length: leave those
+		// to it.
+		flba := phys == parquet.Types.FixedLenByteArray && t.ID() == arrow.DECIMAL128 && d.TypeLength() >= 1 && d.TypeLength() <= 16
+		ok = isInt || flba
+	}
+	return c, ok
+}
+
+// nextChunks decodes the next batch on the fast path: the next rows of the
+// current row group, at most ReadBatchRows, so that a batch never spans two
+// row groups.
+func (rd *Reader) nextChunks() error {
+	ch := rd.chunks
+	for ch.left == 0 {
+		if err := ch.endRowGroup(); err != nil {
+			return &ReadError{File: rd.name, Err: fmt.Errorf("near row %d: %w", rd.row+1, err)}
+		}
+		if ch.rg == ch.pf.NumRowGroups() {
+			return io.EOF
+		}
+		if err := ch.openRowGroup(); err != nil {
+			return &ReadError{File: rd.name, Err: fmt.Errorf("near row %d: %w", rd.row+1, err)}
+		}
+	}
+	n := int(min(ch.left, ReadBatchRows))
+	for k := range rd.cols {
+		c := &rd.cols[k]
+		buf, off, err := ch.cols[k].read(n, rd.buf[:0], append(c.off[:0], 0), ch.df)
+		if err != nil {
+			return &ReadError{File: rd.name, Err: fmt.Errorf("near row %d: column %s: %w", rd.row+1, c.name, err)}
+		}
+		if len(buf) > math.MaxInt32 {
+			return &ReadError{File: rd.name, Err: fmt.Errorf("column %s holds over 2 GiB of text in one batch of %d rows", c.name, n)}
+		}
+		rd.buf = buf
+		c.data, c.off = string(buf), off
+	}
+	ch.left -= int64(n)
+	rd.n, rd.i = n, 0
+	return nil
+}
+
+// openRowGroup opens the projected column chunks of the next row group.
+func (ch *chunkReader) openRowGroup() error {
+	rg := ch.pf.RowGroup(ch.rg)
+	ch.rg++
+	if rg.NumRows() < 0 {
+		return fmt.Errorf("row group %d has %d rows", ch.rg-1, rg.NumRows())
+	}
+	for k := range ch.cols {
+		cr, err := rg.Column(ch.cols[k].leaf)
+		if err != nil {
+			return err
+		}
+		ch.cols[k].cr = cr
+	}
+	ch.left = rg.NumRows()
+	return nil
+}
+
+// endRowGroup closes the column chunks of the current row group (if any),
+// which must hold no more values than the row group's rows.
+func (ch *chunkReader) endRowGroup() error {
+	for k := range ch.cols {
+		c := &ch.cols[k]
+		if c.cr == nil {
+			continue
+		}
+		if c.cr.HasNext() {
+			return fmt.Errorf("column %s has more values than row group %d has rows", c.cr.Descriptor().Name(), ch.rg-1)
+		}
+		if err := c.cr.Err(); err != nil {
+			return err
+		}
+		if err := c.cr.Close(); err != nil {
+			return err
+		}
+		c.cr = nil
+	}
+	return nil
+}
+
+func (ch *chunkReader) close() {
+	for k := range ch.cols {
+		if cr := ch.cols[k].cr; cr != nil {
+			cr.Close()
+		}
+		ch.cols[k].cr = nil
+	}
+}
+
+// read decodes the column's next n rows (n ≤ ReadBatchRows, all in the
+// current row group), appending their text to buf and their end offsets
+// to off.
+func (c *chunkColumn) read(n int, buf []byte, off []int32, df dayFormatter) ([]byte, []int32, error) {
+	var defs []int16
+	if c.maxDef > 0 {
+		if c.defs == nil {
+			c.defs = make([]int16, ReadBatchRows)
+		}
+		defs = c.defs
+	}
+	for got := 0; got < n; {
+		want := int64(n - got)
+		start := len(off)
+		var (
+			lvls int64
+			nv   int
+			err  error
+		)
+		// ReadBatchInPage stops at the end of a page and leaves byte arrays
+		// pointing into the page (ReadBatch would copy them into a new
+		// buffer): they are copied into buf before the next call can move
+		// on to another page.
+		switch cr := c.cr.(type) {
+		case *file.ByteArrayColumnChunkReader:
+			if c.ba == nil {
+				c.ba = make([]parquet.ByteArray, ReadBatchRows)
+			}
+			if lvls, nv, err = cr.ReadBatchInPage(want, c.ba, defs, nil); err == nil {
+				for _, v := range c.ba[:nv] {
+					buf = append(buf, v...)
+					off = append(off, int32(len(buf)))
+				}
+			}
+		case *file.FixedLenByteArrayColumnChunkReader:
+			if c.flba == nil {
+				c.flba = make([]parquet.FixedLenByteArray, ReadBatchRows)
+			}
+			if lvls, nv, err = cr.ReadBatchInPage(want, c.flba, defs, nil); err == nil {
+				for _, v := range c.flba[:nv] {
+					buf = appendBigEndianDecimal(buf, v, c.scale)
+					off = append(off, int32(len(buf)))
+				}
+			}
+		case *file.Int32ColumnChunkReader:
+			if c.i32 == nil {
+				c.i32 = make([]int32, ReadBatchRows)
+			}
+			if lvls, nv, err = cr.ReadBatchInPage(want, c.i32, defs, nil); err == nil {
+				buf, off = appendIntValues(buf, off, c.i32[:nv], c, df)
+			}
+		case *file.Int64ColumnChunkReader:
+			if c.i64 == nil {
+				c.i64 = make([]int64, ReadBatchRows)
+			}
+			if lvls, nv, err = cr.ReadBatchInPage(want, c.i64, defs, nil); err == nil {
+				buf, off = appendIntValues(buf, off, c.i64[:nv], c, df)
+			}
+		default:
+			return buf, off, fmt.Errorf("unexpected column reader %T", c.cr)
+		}
+		if err != nil {
+			return buf, off, err
+		}
+		if lvls == 0 {
+			if err := c.cr.Err(); err != nil {
+				return buf, off, err
+			}
+			return buf, off, fmt.Errorf("the column chunk ends %d rows before its row group", n-got)
+		}
+		if defs != nil {
+			if off, err = spreadNulls(off, start, defs[:lvls], c.maxDef); err != nil {
+				return buf, off, err
+			}
+		} else if int64(nv) != lvls {
+			return buf, off, fmt.Errorf("%d values for %d rows", nv, lvls)
+		}
+		got += int(lvls)
+	}
+	return buf, off, nil
+}
+
+// spreadNulls turns off[start:], the end offsets of the non-null values of
+// a run of definition levels, into the end offsets of all of them: a level
+// below maxDef is a null, an empty value that ends where the value before
+// it ends.
+func spreadNulls(off []int32, start int, defs []int16, maxDef int16) ([]int32, error) {
+	nv := len(off) - start
+	valid := 0
+	for _, d := range defs {
+		if d == maxDef {
+			valid++
+		}
+	}
+	if valid != nv {
+		return off, fmt.Errorf("%d values for %d non-null levels", nv, valid)
+	}
+	if nv == len(defs) {
+		return off, nil
+	}
+	off = slices.Grow(off, len(defs)-nv)[:start+len(defs)]
+	// From the back, in place: value j (at off[j]) moves to its level's
+	// slot start+k, which is never before it.
+	j := start + nv - 1 // off[start-1] is the end of the value before the run
+	for k := len(defs) - 1; k >= 0; k-- {
+		off[start+k] = off[j]
+		if defs[k] == maxDef {
+			j--
+		}
+	}
+	return off, nil
+}
+
+// appendIntValues formats the values of an INT32 or INT64 column as load
+// formats the Arrow array pqarrow makes of them, appending their end
+// offsets to off.
+func appendIntValues[T int32 | int64](buf []byte, off []int32, vals []T, c *chunkColumn, df dayFormatter) ([]byte, []int32) {
+	kind, scale, div := c.kind, c.scale, c.div
+	for _, v := range vals {
+		switch kind {
+		case kindInt:
+			buf = strconv.AppendInt(buf, int64(v), 10)
+		case kindInt8:
+			buf = strconv.AppendInt(buf, int64(int8(v)), 10)
+		case kindInt16:
+			buf = strconv.AppendInt(buf, int64(int16(v)), 10)
+		case kindUint8:
+			buf = strconv.AppendUint(buf, uint64(uint8(v)), 10)
+		case kindUint16:
+			buf = strconv.AppendUint(buf, uint64(uint16(v)), 10)
+		case kindUint32:
+			buf = strconv.AppendUint(buf, uint64(uint32(v)), 10)
+		case kindUint64:
+			buf = strconv.AppendUint(buf, uint64(v), 10)
+		case kindDate:
+			buf = df.appendDay(buf, int64(v))
+		case kindTimestamp:
+			buf = df.appendDay(buf, floorDiv(int64(v), div))
+		case kindDecimal:
+			buf = appendDecimal(buf, int64(v), scale)
+		}
+		off = append(off, int32(len(buf)))
+	}
+	return buf, off
+}
+
+// appendBigEndianDecimal appends the decimal whose unscaled value is the
+// big-endian two's complement integer b (a FIXED_LEN_BYTE_ARRAY of 1 to 16
+// bytes), as load appends the Decimal128 pqarrow makes of it.
+func appendBigEndianDecimal(dst, b []byte, scale int32) []byte {
+	var sign byte
+	if b[0]&0x80 != 0 {
+		sign = 0xff
+	}
+	// The value fits in an int64 when the bytes before the last 8 only
+	// extend the sign of the last 8.
+	head := max(len(b)-8, 0)
+	fits := b[head]&0x80 == sign&0x80
+	for _, x := range b[:head] {
+		fits = fits && x == sign
+	}
+	if !fits {
+		v := new(big.Int).SetBytes(b)
+		if sign != 0 {
+			v.Sub(v, new(big.Int).Lsh(big.NewInt(1), uint(8*len(b))))
+		}
+		return appendBigDecimal(dst, v, scale)
+	}
+	v := int64(int8(sign))
+	for _, x := range b[head:] {
+		v = v<<8 | int64(x)
+	}
+	return appendDecimal(dst, v, scale)
 }
 
 // appendEach appends the n values of a text or binary array to buf and

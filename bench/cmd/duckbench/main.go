@@ -50,6 +50,7 @@ type config struct {
 	memoryLimit            string
 	ordered, printSQL      bool
 	explain                bool
+	check                  string
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -64,8 +65,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.BoolVar(&cfg.ordered, "ordered", false, "keep input order in the output with ORDER BY, as repricer does (slow in DuckDB; see README)")
 	fs.BoolVar(&cfg.printSQL, "print-sql", false, "print the pricing query and exit")
 	fs.BoolVar(&cfg.explain, "explain", false, "print DuckDB's EXPLAIN ANALYZE of the query instead of timing it")
+	fs.StringVar(&cfg.check, "check", "", "instead of pricing, read repricer's output `DIR` (priced.parquet, exceptions.parquet) and print its totals")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if cfg.check != "" {
+		return checkOutputs(ctx, cfg.check, stdout)
 	}
 	if cfg.printSQL {
 		fmt.Fprintln(stdout, pricingSQL("claims.parquet", cfg.ordered))
@@ -145,6 +150,40 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	_, err = fmt.Fprintf(stdout, "duckdb lines=%d seconds=%.3f lines_per_sec=%.0f load_seconds=%.3f priced=%d\n",
 		lines, secs, float64(lines)/max(secs, 1e-9), loadSecs, priced)
+	return err
+}
+
+// checkOutputs reads every column of repricer's Parquet outputs with DuckDB
+// and prints one line of counts and totals, which bench/run.sh compares
+// with repricer's summary.json: a file DuckDB misreads cannot match.
+//
+//	check priced=N exceptions=N billed=C allowed=C net=C rates=N claims=N first_date=D
+func checkOutputs(ctx context.Context, dir string, stdout io.Writer) error {
+	db, err := sql.Open("duckdb", "")
+	if err != nil {
+		return fmt.Errorf("open duckdb: %w", err)
+	}
+	defer db.Close()
+	priced, exc := quote(dir+"/priced.parquet"), quote(dir+"/exceptions.parquet")
+	var n, ne, rates, claimIDs int64
+	var billed, allowed, net, first string
+	q := `SELECT count(*), CAST(sum(billed_amount) AS VARCHAR), CAST(sum(allowed_amount) AS VARCHAR),
+		CAST(sum(net_payable) AS VARCHAR), count(DISTINCT rate_id), count(DISTINCT claim_id), CAST(min(service_date) AS VARCHAR)
+		FROM read_parquet(` + priced + `)`
+	if err := db.QueryRowContext(ctx, q).Scan(&n, &billed, &allowed, &net, &rates, &claimIDs, &first); err != nil {
+		return fmt.Errorf("read %s: %w", priced, err)
+	}
+	// Every column of every row, so that a page DuckDB cannot decode fails.
+	for _, f := range []string{priced, exc} {
+		if _, err := db.ExecContext(ctx, "SELECT max(COLUMNS(*)) FROM read_parquet("+f+")"); err != nil {
+			return fmt.Errorf("read %s: %w", f, err)
+		}
+	}
+	if err := db.QueryRowContext(ctx, "SELECT count(*) FROM read_parquet("+exc+")").Scan(&ne); err != nil {
+		return fmt.Errorf("read %s: %w", exc, err)
+	}
+	_, err = fmt.Fprintf(stdout, "check priced=%d exceptions=%d billed=%s allowed=%s net=%s rates=%d claims=%d first_date=%s\n",
+		n, ne, billed, allowed, net, rates, claimIDs, first)
 	return err
 }
 
