@@ -173,7 +173,7 @@ func (cfg *Config) defaults() {
 		cfg.Workers = runtime.GOMAXPROCS(0)
 	}
 	if cfg.BatchSize <= 0 {
-		cfg.BatchSize = 2048
+		cfg.BatchSize = 4096
 	}
 }
 

@@ -11,7 +11,7 @@ import (
 	"github.com/repricer/repricer/connectors/claimparquet/internal/pqwrite"
 )
 
-// pageRows is the most rows of one data page: a pipeline batch (2k lines
+// pageRows is the most rows of one data page: a pipeline batch (4k lines
 // by default) makes one page per column, a larger Write several.
 const pageRows = 8 * 1024
 

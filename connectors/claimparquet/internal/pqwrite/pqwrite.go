@@ -115,7 +115,7 @@ func SchemaOf(model any, noBounds ...string) (*Schema, error) {
 
 // colBuf holds one column's values of the batch's current page.
 type colBuf struct {
-	defs []byte // a definition level per row (optional columns)
+	defs []byte // a definition level per row (optional columns with a null)
 	// Byte arrays in DELTA_BYTE_ARRAY form: each value's length shared with
 	// the one before it, the length of the rest, and the rest.
 	prev     string
@@ -214,12 +214,21 @@ func (b *Batch) Rows() int {
 // String appends v to byte-array column col; "" is null.
 func (b *Batch) String(col int, v string) {
 	c := &b.cols[col]
+	// Definition levels are kept from the page's first null on: most
+	// pages of most columns have none.
 	if v == "" {
+		if c.nulls == 0 {
+			for range b.rows {
+				c.defs = append(c.defs, 1)
+			}
+		}
 		c.defs = append(c.defs, 0)
 		c.nulls++
 		return
 	}
-	c.defs = append(c.defs, 1)
+	if c.nulls > 0 {
+		c.defs = append(c.defs, 1)
+	}
 	p := commonPrefix(c.prev, v)
 	c.pre = append(c.pre, int32(p))
 	c.suf = append(c.suf, int32(len(v)-p))
