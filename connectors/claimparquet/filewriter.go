@@ -187,19 +187,6 @@ func (w *ParquetGoWriter) Close() error {
 	if w.err != nil {
 		return w.err
 	}
-	for _, f := range []struct {
-		name  string
-		close func() error
-		bw    *bufio.Writer
-	}{{"priced", w.pw.Close, w.pbw}, {"exceptions", w.ew.Close, w.ebw}} {
-		if err := f.close(); err != nil {
-			w.err = &WriteError{File: f.name, Err: err}
-			return w.err
-		}
-		if err := f.bw.Flush(); err != nil {
-			w.err = &WriteError{File: f.name, Err: err}
-			return w.err
-		}
-	}
-	return nil
+	w.err = finishFiles(finishFile{"priced", w.pw.Close, w.pbw}, finishFile{"exceptions", w.ew.Close, w.ebw})
+	return w.err
 }

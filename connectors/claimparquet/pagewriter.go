@@ -118,18 +118,27 @@ func (w *FileWriter) Close() error {
 	if w.err != nil {
 		return w.err
 	}
-	for _, f := range []struct {
-		name string
-		pw   *pqwrite.Writer
-		bw   *bufio.Writer
-	}{{"priced", w.pw, w.pbw}, {"exceptions", w.ew, w.ebw}} {
-		if err := f.pw.Close(); err != nil {
-			w.err = &WriteError{File: f.name, Err: err}
-			return w.err
+	w.err = finishFiles(finishFile{"priced", w.pw.Close, w.pbw}, finishFile{"exceptions", w.ew.Close, w.ebw})
+	return w.err
+}
+
+// finishFile is one output of a Parquet writer being closed: its encoder's
+// Close (which writes the footer) and the buffer in front of the file.
+type finishFile struct {
+	name  string
+	close func() error
+	bw    *bufio.Writer
+}
+
+// finishFiles closes and flushes each file in order; the first failure
+// comes back as a *WriteError naming its file.
+func finishFiles(files ...finishFile) error {
+	for _, f := range files {
+		if err := f.close(); err != nil {
+			return &WriteError{File: f.name, Err: err}
 		}
 		if err := f.bw.Flush(); err != nil {
-			w.err = &WriteError{File: f.name, Err: err}
-			return w.err
+			return &WriteError{File: f.name, Err: err}
 		}
 	}
 	return nil

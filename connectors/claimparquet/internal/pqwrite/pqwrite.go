@@ -202,15 +202,6 @@ func (b *Batch) Reset() {
 	b.rows, b.prows, b.data, b.bnd = 0, b.prows[:0], b.data[:0], b.bnd[:0]
 }
 
-// Rows returns the rows appended since the last Reset.
-func (b *Batch) Rows() int {
-	n := b.rows
-	for _, r := range b.prows {
-		n += r
-	}
-	return n
-}
-
 // String appends v to byte-array column col; "" is null.
 func (b *Batch) String(col int, v string) {
 	c := &b.cols[col]
@@ -565,8 +556,8 @@ func (w *Writer) flush() error {
 			md.Encoding = append(md.Encoding, format.RLE)
 		}
 		if col.Bounds && c.min != nil {
-			md.Statistics.MinValue, md.Statistics.MaxValue = slices.Clone(c.min), slices.Clone(c.max)
-			if col.Kind != ByteArray { // signed order: the deprecated fields mean the same
+			md.Statistics.MinValue, md.Statistics.MaxValue = c.min, c.max // kept in w.bnd, which only grows
+			if col.Kind != ByteArray {                                    // signed order: the deprecated fields mean the same
 				md.Statistics.Min, md.Statistics.Max = md.Statistics.MinValue, md.Statistics.MaxValue
 			}
 		}
