@@ -5,7 +5,9 @@
 package claims
 
 import (
+	"slices"
 	"strings"
+	"unsafe"
 
 	"github.com/repricer/repricer/contracts"
 	"github.com/repricer/repricer/money"
@@ -98,6 +100,29 @@ type Line struct {
 
 	// Invalid is why the row could not be priced at all (INVALID_ROW).
 	Invalid *FieldError
+}
+
+// CopyRaw appends the text of l.Raw to arena, points l.Raw at the copy and
+// returns the extended arena. The parsed fields still point at the old
+// text: call Parse after it. Readers that fill a caller's reusable buffer
+// use it (see pipeline.ArenaReader); l's strings are then only as stable
+// as that buffer, which must not change while anything holds them.
+func (l *Line) CopyRaw(arena []byte) []byte {
+	raw := l.Raw[:] // ranging over the array itself would copy it
+	n := 0
+	for _, v := range raw {
+		n += len(v)
+	}
+	// One growth at most, so that the line's fields share one array.
+	arena = slices.Grow(arena, n)
+	for i, v := range raw {
+		if v != "" {
+			at := len(arena)
+			arena = append(arena, v...)
+			raw[i] = unsafe.String(&arena[at], len(v))
+		}
+	}
+	return arena
 }
 
 // HasModifier reports whether m is among the line's modifiers.

@@ -163,7 +163,9 @@ type Item struct {
 type BatchEncoder interface {
 	// Reset empties the encoder for a new batch.
 	Reset()
-	// Encode appends the output rows of items, in order.
+	// Encode appends the output rows of items, in order. The items'
+	// strings may point into a buffer that is reused once the batch is
+	// written: an encoder copies what it keeps.
 	Encode(items []Item)
 	// Finish completes the batch (for example, compresses its last pages)
 	// before the encoder is handed to the writer.

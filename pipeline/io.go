@@ -27,6 +27,18 @@ type LineReader interface {
 	Read(l *claims.Line) error
 }
 
+// ArenaReader is a LineReader that can put a line's text in a buffer the
+// caller owns, instead of allocating it: ReadArena reads like Read but
+// appends the line's text to arena and returns the extended buffer, and
+// l's strings may point into it (or into the array it outgrew). They are
+// valid only while the caller leaves that buffer alone; the streaming pass
+// reuses a batch's buffer once the batch is written, which takes the
+// largest allocation per line out of a run.
+type ArenaReader interface {
+	LineReader
+	ReadArena(l *claims.Line, arena []byte) ([]byte, error)
+}
+
 // ResultWriter writes priced lines and exceptions. Write is called from one
 // goroutine with items in input order; Close flushes (but does not close
 // the files underneath) and its error must be checked.
@@ -36,9 +48,10 @@ type ResultWriter interface {
 }
 
 var (
-	_ LineReader   = (*claimcsv.Reader)(nil)
+	_ ArenaReader  = (*claimcsv.Reader)(nil)
 	_ ResultWriter = (*claimcsv.Writer)(nil)
-	_ LineReader   = (*claimparquet.Reader)(nil)
+	_ ArenaReader  = (*claimparquet.Reader)(nil)
+	_ ArenaReader  = (*countingReader)(nil)
 	_ ResultWriter = (*claimparquet.Writer)(nil)
 	_ ResultWriter = (*claimparquet.FileWriter)(nil)
 )
@@ -299,6 +312,19 @@ func (c *countingReader) Read(l *claims.Line) error {
 		*c.n++
 	}
 	return err
+}
+
+// ReadArena is the reader's ReadArena, or its Read when it has none.
+func (c *countingReader) ReadArena(l *claims.Line, arena []byte) ([]byte, error) {
+	ar, ok := c.r.(ArenaReader)
+	if !ok {
+		return arena, c.Read(l)
+	}
+	arena, err := ar.ReadArena(l, arena)
+	if err == nil {
+		*c.n++
+	}
+	return arena, err
 }
 
 // WriteScheduleIssues writes the schedule-issues report as CSV.

@@ -68,6 +68,10 @@ var errUngrouped = errors.New("claim lines are not grouped by claim")
 type batch struct {
 	seq   int
 	items []claims.Item
+	// text holds the items' strings when the reader is an ArenaReader and
+	// the writer a preEncoder (whose encoders copy what they keep), and is
+	// reused with the batch.
+	text []byte
 	// Filled by the pricing worker: the encoded output rows (when the
 	// writer supports it) and the batch's share of the summary.
 	enc     claims.BatchEncoder
@@ -313,7 +317,7 @@ func (r *run) stream(ctx context.Context, w ResultWriter) error {
 
 	g.Go(func() error {
 		defer close(toPrice)
-		return r.readGrouped(ctx, free, toPrice)
+		return r.readGrouped(ctx, free, toPrice, pe != nil)
 	})
 	var workers sync.WaitGroup
 	for i := 0; i < r.cfg.Workers; i++ {
@@ -380,7 +384,7 @@ func (r *run) stream(ctx context.Context, w ResultWriter) error {
 				// The reader zeroes each item as it appends it, so the
 				// stale lines of a free batch pin at most the text of one
 				// input batch each (about a megabyte).
-				b.items = b.items[:0]
+				b.items, b.text = b.items[:0], b.text[:0]
 				free <- b // never blocks: there are nfree slots for nfree batches
 				next++
 			}
@@ -390,8 +394,10 @@ func (r *run) stream(ctx context.Context, w ResultWriter) error {
 	return g.Wait()
 }
 
-// readGrouped reads every input into batches that end only between claims.
-func (r *run) readGrouped(ctx context.Context, free <-chan *batch, out chan<- *batch) error {
+// readGrouped reads every input into batches that end only between claims;
+// with arena, the lines' text goes into their batch's buffer when the
+// reader can put it there (ArenaReader).
+func (r *run) readGrouped(ctx context.Context, free <-chan *batch, out chan<- *batch, arena bool) error {
 	start := time.Now()
 	defer func() { r.readDur = time.Since(start) }()
 	seed := maphash.MakeSeed()
@@ -421,10 +427,20 @@ func (r *run) readGrouped(ctx context.Context, free <-chan *batch, out chan<- *b
 		return err
 	}
 	err = r.inputs.each(ctx, func(lr LineReader) error {
+		ar, _ := lr.(ArenaReader)
+		if !arena {
+			ar = nil
+		}
 		for {
 			b.items = append(b.items, claims.Item{})
 			it := &b.items[len(b.items)-1]
-			if err := lr.Read(&it.Line); err != nil {
+			var err error
+			if ar != nil {
+				b.text, err = ar.ReadArena(&it.Line, b.text)
+			} else {
+				err = lr.Read(&it.Line)
+			}
+			if err != nil {
 				b.items = b.items[:len(b.items)-1]
 				if errors.Is(err, io.EOF) {
 					return nil
@@ -452,6 +468,14 @@ func (r *run) readGrouped(ctx context.Context, free <-chan *batch, out chan<- *b
 				}
 				nb.items = append(nb.items, *it)
 				b.items = b.items[:len(b.items)-1]
+				if ar != nil {
+					// The claim's first line moves on: its text must too,
+					// since b's buffer is reused once b is written.
+					moved := &nb.items[0].Line
+					nb.text = moved.CopyRaw(nb.text)
+					moved.Parse()
+					last = moved.ClaimID
+				}
 				if err := send(b); err != nil {
 					return err
 				}

@@ -14,15 +14,18 @@ import (
 // so each goroutine needs its own; the Engine is shared.
 type Pricer struct {
 	e *Engine
-	// The last vendor looked up: a claim's lines share one.
-	lastVendorID string
+	// The last vendor looked up: a claim's lines share one. The caches
+	// keep copies of the ids they compare with, not the lines' strings,
+	// whose text a caller may reuse once the lines are priced (see
+	// claims.Line.CopyRaw).
+	lastVendorID []byte
 	lastVendor   *vendorEntry
 	seen         map[int64]struct{}
 	done         []bool
 	shares       []share
 	ahead        []aheadLine // the lines of the last Prefetch call
 	// The last line Prefetch guessed the contract of, and its index.
-	aheadVendor string
+	aheadVendor []byte
 	aheadDate   contracts.Date
 	aheadIndex  *rateIndex
 }
@@ -44,8 +47,8 @@ func (e *Engine) NewPricer() *Pricer {
 }
 
 func (p *Pricer) vendor(id string) *vendorEntry {
-	if id != p.lastVendorID || p.lastVendor == nil {
-		p.lastVendorID, p.lastVendor = id, p.e.vendors[id]
+	if id != string(p.lastVendorID) || p.lastVendor == nil {
+		p.lastVendorID, p.lastVendor = append(p.lastVendorID[:0], id...), p.e.vendors[id]
 	}
 	return p.lastVendor
 }
@@ -67,8 +70,8 @@ func (p *Pricer) Prefetch(items []claims.Item) {
 		if l.Invalid != nil {
 			continue
 		}
-		if l.VendorID != p.aheadVendor || l.ServiceDate != p.aheadDate {
-			p.aheadVendor, p.aheadDate, p.aheadIndex = l.VendorID, l.ServiceDate, p.e.guessIndex(l)
+		if l.VendorID != string(p.aheadVendor) || l.ServiceDate != p.aheadDate {
+			p.aheadVendor, p.aheadDate, p.aheadIndex = append(p.aheadVendor[:0], l.VendorID...), l.ServiceDate, p.e.guessIndex(l)
 		}
 		ix := p.aheadIndex
 		key, short := codeKey(l.CPT)

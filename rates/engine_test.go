@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"unsafe"
 
 	"github.com/repricer/repricer/claims"
 	"github.com/repricer/repricer/contracts"
@@ -676,6 +677,30 @@ func TestVendorIDs(t *testing.T) {
 		e.NewPricer().PriceLine(&it)
 		if got := outcome(&it.Result); got != tt.want {
 			t.Errorf("vendor %q: got %s, want %s", tt.vendor, got, tt.want)
+		}
+	}
+}
+
+// TestPricerKeepsNoLineStrings prices lines whose text lives in one buffer
+// that is rewritten between claims, as the pipeline reuses a batch's text:
+// a Pricer that cached a line's vendor id string, not a copy, would see
+// the new id through it and price V2's claim with V1's contract.
+func TestPricerKeepsNoLineStrings(t *testing.T) {
+	c1 := contract("C1")
+	c2 := contract("C2", func(c *contracts.Contract) { c.VendorID = "V2" })
+	rs := []contracts.Rate{rate("1", "10"), rate("2", "20", func(r *contracts.Rate) { r.ContractID = "C2" })}
+	e := engine(t, []contracts.Contract{c1, c2}, rs, Options{})
+	p := e.NewPricer()
+	buf := make([]byte, 2)
+	for _, tt := range []struct{ vendor, want string }{
+		{"V1", "C1 1/10.00"}, {"V2", "C2 2/20.00"}, {"V1", "C1 1/10.00"},
+	} {
+		copy(buf, tt.vendor)
+		it := line(set(claims.VendorID, unsafe.String(&buf[0], len(buf))))
+		p.Prefetch(unsafe.Slice(&it, 1))
+		p.PriceLine(&it)
+		if got := outcome(&it.Result); got != tt.want {
+			t.Errorf("vendor %s: got %s, want %s", tt.vendor, got, tt.want)
 		}
 	}
 }

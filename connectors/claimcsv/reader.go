@@ -120,6 +120,17 @@ func (rd *Reader) Read(l *claims.Line) error {
 	return nil
 }
 
+// ReadArena reads like Read, but appends the record's text to arena and
+// returns the extended buffer: l's strings point into it, and the reader
+// keeps no copy of its own (see pipeline.ArenaReader).
+func (rd *Reader) ReadArena(l *claims.Line, arena []byte) ([]byte, error) {
+	rd.sc.toDst, rd.sc.dst = true, arena
+	err := rd.Read(l)
+	arena = rd.sc.dst
+	rd.sc.toDst, rd.sc.dst = false, nil
+	return arena, err
+}
+
 func (rd *Reader) fill(l *claims.Line, rec []string) {
 	for f, i := range rd.cols {
 		if i >= 0 && i < len(rec) {

@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"encoding/csv"
 	"errors"
+	"fmt"
 	"io"
 	"strings"
 	"testing"
+	"unsafe"
 
 	"github.com/repricer/repricer/claims"
 )
@@ -174,4 +176,69 @@ func FuzzReader(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestReadArena reads records with ReadArena and Read in alternation: a
+// ReadArena line equals the Read line of the same record and keeps its text
+// in the caller's arena, which is then wiped (the pipeline reuses it); the
+// lines of Read must come through that intact.
+func TestReadArena(t *testing.T) {
+	rows := []string{
+		"C1,1,V1,M1,N1,99213,,,,11,2024-01-02,,100.5,",
+		"C1,2,V1,M1,N1,99213,\"26, tc\",,,11,2024-01-02,2,100,",
+		"C2,1,V1,M\"1,N1,99213,,,,11,2024-01-02,1,1.00,",
+		"C3,1,V1,\"M\n1\",N1,99213,,,,11,2024-02-30,1,100,",
+		"C4,1,V1",
+	}
+	var in strings.Builder
+	in.WriteString(header)
+	for i := range 200 {
+		in.WriteString(rows[i%len(rows)] + "\n")
+	}
+	want, err := readAll(t, in.String(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := NewReader(strings.NewReader(in.String()), "in.csv", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kept := map[int]claims.Line{}
+	var arena []byte
+	for i := 0; ; i++ {
+		var l claims.Line
+		if (i/7)%2 == 1 {
+			if err := r.Read(&l); errors.Is(err, io.EOF) {
+				break
+			} else if err != nil {
+				t.Fatal(err)
+			}
+			kept[i] = l
+			continue
+		}
+		arena, err = r.ReadArena(&l, arena[:0])
+		if errors.Is(err, io.EOF) {
+			break
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		if fmt.Sprint(l) != fmt.Sprint(want[i]) {
+			t.Fatalf("ReadArena, line %d: got %+v, want %+v", i+1, l, want[i])
+		}
+		lo, hi := uintptr(unsafe.Pointer(unsafe.SliceData(arena))), uintptr(unsafe.Pointer(unsafe.SliceData(arena)))+uintptr(len(arena))
+		for f, v := range l.Raw {
+			if p := uintptr(unsafe.Pointer(unsafe.StringData(v))); v != "" && (p < lo || p >= hi) {
+				t.Fatalf("line %d: %s is not in the arena", i+1, claims.Field(f))
+			}
+		}
+		clear(arena)
+	}
+	if len(kept) == 0 {
+		t.Fatal("no line read with Read")
+	}
+	for i, l := range kept {
+		if fmt.Sprint(l) != fmt.Sprint(want[i]) {
+			t.Errorf("Read after ReadArena, line %d: got %+v, want %+v", i+1, l, want[i])
+		}
+	}
 }

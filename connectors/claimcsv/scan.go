@@ -32,6 +32,9 @@ type scanner struct {
 	ends   []int
 	out    []byte
 	arena  []byte // the text of the latest records (see text)
+	// toDst says text appends to dst, a caller's buffer, instead.
+	toDst bool
+	dst   []byte
 }
 
 // arenaSize is the size of the blocks record text is copied into.
@@ -45,6 +48,11 @@ const arenaSize = 64 << 10
 func (s *scanner) text(b []byte) string {
 	if len(b) == 0 {
 		return ""
+	}
+	if s.toDst {
+		start := len(s.dst)
+		s.dst = append(s.dst, b...)
+		return unsafe.String(&s.dst[start], len(b))
 	}
 	if len(b) > cap(s.arena)-len(s.arena) {
 		s.arena = make([]byte, 0, max(arenaSize, len(b)))

@@ -84,17 +84,20 @@ func genInput(b testing.TB, n int) []byte {
 var benchInput = sync.OnceValue(func() []byte { return genInput(&testing.B{}, benchRows) })
 
 // BenchmarkRead reads 1M claim lines (read, format, Parse) and reports
-// rows/s, with the fast path NewReader takes for this file and, as the
-// baseline, pqarrow's record reader.
+// rows/s, with the fast path NewReader takes for this file (with Read, and
+// with ReadArena into a buffer reused every 4096 lines, as the pipeline
+// does) and, as the baseline, pqarrow's record reader.
 func BenchmarkRead(b *testing.B) {
 	data := benchInput()
 	for _, bc := range []struct {
-		name string
-		new  func(ctx context.Context, f parquet.ReaderAtSeeker, name string, mapping map[string]string) (*claimparquet.Reader, error)
-		fast bool
+		name  string
+		new   func(ctx context.Context, f parquet.ReaderAtSeeker, name string, mapping map[string]string) (*claimparquet.Reader, error)
+		fast  bool
+		arena bool
 	}{
-		{"fast", claimparquet.NewReader, true},
-		{"arrow-baseline", claimparquet.NewArrowReader, false},
+		{"fast", claimparquet.NewReader, true, false},
+		{"fast-arena", claimparquet.NewReader, true, true},
+		{"arrow-baseline", claimparquet.NewArrowReader, false, false},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
 			b.SetBytes(int64(len(data)))
@@ -108,9 +111,18 @@ func BenchmarkRead(b *testing.B) {
 					b.Fatalf("fast path = %v, want %v", rd.FastPath(), bc.fast)
 				}
 				var l claims.Line
+				var arena []byte
 				n := 0
 				for {
-					err := rd.Read(&l)
+					var err error
+					if bc.arena {
+						if n%4096 == 0 {
+							arena = arena[:0]
+						}
+						arena, err = rd.ReadArena(&l, arena)
+					} else {
+						err = rd.Read(&l)
+					}
 					if errors.Is(err, io.EOF) {
 						break
 					}

@@ -27,6 +27,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"unsafe"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
@@ -103,6 +104,10 @@ type Reader struct {
 	row    int64
 	err    error // sticky: io.EOF or the first failure
 	buf    []byte
+	// arena: the last call was ReadArena, which copies every line out, so
+	// the fast path may decode the next batch as a view of buf (view),
+	// which the batch after it overwrites.
+	arena, view bool
 	// borrowed: rr belongs to the caller (NewRecordReader), not released here.
 	borrowed bool
 }
@@ -286,6 +291,38 @@ func NewRecordReader(ctx context.Context, rr array.RecordReader, name string, ma
 // Read returns io.EOF after the last row, a *ReadError when the file's data
 // is corrupt, and the context's error when it is cancelled.
 func (rd *Reader) Read(l *claims.Line) error {
+	if rd.view && rd.i < rd.n {
+		// ReadArena decoded this batch: give its text a home of its own
+		// before handing out strings that must last.
+		text := strings.Clone(rd.cols[0].data)
+		for k := range rd.cols {
+			rd.cols[k].data = text
+		}
+		rd.view = false
+	}
+	rd.arena = false
+	if err := rd.read(l); err != nil {
+		return err
+	}
+	l.Parse()
+	return nil
+}
+
+// ReadArena reads like Read, but appends the line's text to arena and
+// returns the extended buffer: l's strings point into it, and the reader
+// keeps no copy of its own (see pipeline.ArenaReader).
+func (rd *Reader) ReadArena(l *claims.Line, arena []byte) ([]byte, error) {
+	rd.arena = true
+	if err := rd.read(l); err != nil {
+		return arena, err
+	}
+	arena = l.CopyRaw(arena)
+	l.Parse()
+	return arena, nil
+}
+
+// read fills l.Raw and l.Source with the next row.
+func (rd *Reader) read(l *claims.Line) error {
 	if rd.i >= rd.n {
 		if rd.err != nil {
 			return rd.err
@@ -304,7 +341,6 @@ func (rd *Reader) Read(l *claims.Line) error {
 		l.Raw[c.field] = c.data[c.off[i]:c.off[i+1]]
 	}
 	l.Source = claims.Source{File: rd.name, Row: rd.row}
-	l.Parse()
 	return nil
 }
 
@@ -486,17 +522,29 @@ func (rd *Reader) nextChunks() error {
 		}
 	}
 	n := int(min(ch.left, ReadBatchRows))
+	// The columns' text goes into one buffer, one string for all of them:
+	// a copy of it when lines keep their strings (Read), a view of the
+	// reused buffer when every line is copied out (ReadArena), which takes
+	// the largest allocation of a run out of the reader.
+	buf := rd.buf[:0]
 	for k := range rd.cols {
 		c := &rd.cols[k]
-		buf, off, err := ch.cols[k].read(n, rd.buf[:0], append(c.off[:0], 0), ch.df)
+		var err error
+		buf, c.off, err = ch.cols[k].read(n, buf, append(c.off[:0], int32(len(buf))), ch.df)
 		if err != nil {
 			return &ReadError{File: rd.name, Err: fmt.Errorf("near row %d: column %s: %w", rd.row+1, c.name, err)}
 		}
 		if len(buf) > math.MaxInt32 {
-			return &ReadError{File: rd.name, Err: fmt.Errorf("column %s holds over 2 GiB of text in one batch of %d rows", c.name, n)}
+			return &ReadError{File: rd.name, Err: fmt.Errorf("a batch of %d rows holds over 2 GiB of text", n)}
 		}
-		rd.buf = buf
-		c.data, c.off = string(buf), off
+	}
+	rd.buf = buf
+	text := unsafe.String(unsafe.SliceData(buf), len(buf))
+	if rd.view = rd.arena; !rd.view {
+		text = strings.Clone(text)
+	}
+	for k := range rd.cols {
+		rd.cols[k].data = text
 	}
 	ch.left -= int64(n)
 	rd.n, rd.i = n, 0

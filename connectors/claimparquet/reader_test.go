@@ -732,10 +732,63 @@ func TestFastPathMatchesArrow(t *testing.T) {
 			if invalid == 0 || invalid == len(exp) {
 				t.Errorf("%d of %d lines invalid: the file should have both", invalid, len(exp))
 			}
+			for _, open := range []func(context.Context, parquet.ReaderAtSeeker, string, map[string]string) (*claimparquet.Reader, error){
+				claimparquet.NewReader, claimparquet.NewArrowReader,
+			} {
+				rd, err := open(context.Background(), bytes.NewReader(tf.data), "f.parquet", nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				checkArenaReads(t, rd, exp)
+			}
 		})
 	}
 	if !mixed {
 		t.Error("no column chunk mixes dictionary-encoded and plain data pages")
+	}
+}
+
+// checkArenaReads reads rd in runs of lines alternating between ReadArena
+// (a new arena each run) and Read, switching within the reader's batches,
+// and then checks every line against exp: after the whole file, the reader
+// has reused its own buffers many times, and neither kind of line may have
+// kept a string in them.
+func checkArenaReads(t *testing.T, rd *claimparquet.Reader, exp []claims.Line) {
+	t.Helper()
+	defer rd.Close()
+	var arena []byte
+	got := map[int]claims.Line{}
+	i := 0
+	for ; ; i++ {
+		var l claims.Line
+		var err error
+		useArena := (i/1000)%2 == 0
+		if i%1000 == 0 {
+			arena = nil
+		}
+		if useArena {
+			arena, err = rd.ReadArena(&l, arena)
+		} else {
+			err = rd.Read(&l)
+		}
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		got[i] = l
+	}
+	if i != len(exp) {
+		t.Fatalf("read %d lines, want %d", i, len(exp))
+	}
+	bad := 0
+	for i := range exp {
+		if l := got[i]; !reflect.DeepEqual(l, exp[i]) {
+			if bad++; bad <= 3 {
+				t.Errorf("line %d (read with ReadArena: %v):\n got %s\nwant %s", i+1, (i/1000)%2 == 0, lineString(&l), lineString(&exp[i]))
+			}
+		}
 	}
 }
 

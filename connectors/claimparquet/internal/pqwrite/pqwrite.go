@@ -413,24 +413,37 @@ type chunk struct {
 	min, max     []byte
 }
 
+// reset empties c for the next row group, keeping its buffers.
+func (c *chunk) reset() {
+	ix := &c.index
+	*c = chunk{
+		data: c.data[:0], pages: c.pages[:0], dataSizes: c.dataSizes[:0],
+		index: format.ColumnIndex{NullPages: ix.NullPages[:0], MinValues: ix.MinValues[:0], MaxValues: ix.MaxValues[:0], NullCounts: ix.NullCounts[:0]},
+	}
+}
+
 // Writer assembles finished batches into row groups and writes the file.
 // Its methods must be called from one goroutine.
 type Writer struct {
-	w         io.Writer
-	s         *Schema
-	off       int64
-	maxRows   int
-	rows      int
-	chunks    []chunk
-	groups    []format.RowGroup
-	colIndex  [][]format.ColumnIndex // per row group, per column
-	offIndex  [][]format.OffsetIndex
-	bnd       []byte // the bounds kept for the column indexes and statistics
-	createdBy string
-	err       error
-	closed    bool
-	started   bool
-	totalRows int64
+	w       io.Writer
+	s       *Schema
+	off     int64
+	maxRows int
+	rows    int
+	chunks  []chunk
+	groups  []format.RowGroup
+	// The page index is thrift-encoded as each row group ends, so it costs
+	// its file size (tens of bytes a page), not Go structs, until Close
+	// writes it; the chunks' offsets into it are made absolute then.
+	colIndex, offIndex []byte
+	enc                headerEncoder
+	bnd                []byte // the current row group's page bounds
+	stats              []byte // the row groups' chunk bounds, which only grows
+	createdBy          string
+	err                error
+	closed             bool
+	started            bool
+	totalRows          int64
 }
 
 // NewWriter returns a writer of a file of schema s to w, with row groups of
@@ -499,7 +512,7 @@ func (w *Writer) add(i int, p *page, data []byte, firstRow int64) {
 		c.index.MaxValues = append(c.index.MaxValues, []byte{})
 		return
 	}
-	pmin, pmax := w.keep(p.min), w.keep(p.max)
+	pmin, pmax := keep(&w.bnd, p.min), keep(&w.bnd, p.max)
 	c.index.MinValues = append(c.index.MinValues, pmin)
 	c.index.MaxValues = append(c.index.MaxValues, pmax)
 	if c.min == nil || less(kind, pmin, c.min) {
@@ -510,11 +523,13 @@ func (w *Writer) add(i int, p *page, data []byte, firstRow int64) {
 	}
 }
 
-// keep copies a bound out of a batch, which is reused.
-func (w *Writer) keep(v []byte) []byte {
-	at := len(w.bnd)
-	w.bnd = append(w.bnd, v...)
-	return w.bnd[at:len(w.bnd):len(w.bnd)]
+// keep appends a copy of v to *buf and returns it: bounds are copied out
+// of a batch, which is reused, and chunk bounds out of w.bnd, which is
+// reused for each row group. Slices of an outgrown *buf stay valid.
+func keep(buf *[]byte, v []byte) []byte {
+	at := len(*buf)
+	*buf = append(*buf, v...)
+	return (*buf)[at:len(*buf):len(*buf)]
 }
 
 // less compares two PLAIN-encoded bounds of a column of kind k.
@@ -534,8 +549,6 @@ func (w *Writer) flush() error {
 		return w.err
 	}
 	rg := format.RowGroup{NumRows: int64(w.rows), FileOffset: w.off, Ordinal: int16(len(w.groups))}
-	cis := make([]format.ColumnIndex, len(w.chunks))
-	ois := make([]format.OffsetIndex, len(w.chunks))
 	for i := range w.chunks {
 		c, col := &w.chunks[i], &w.s.Columns[i]
 		start := w.off
@@ -556,27 +569,32 @@ func (w *Writer) flush() error {
 			md.Encoding = append(md.Encoding, format.RLE)
 		}
 		if col.Bounds && c.min != nil {
-			md.Statistics.MinValue, md.Statistics.MaxValue = c.min, c.max // kept in w.bnd, which only grows
-			if col.Kind != ByteArray {                                    // signed order: the deprecated fields mean the same
+			md.Statistics.MinValue, md.Statistics.MaxValue = keep(&w.stats, c.min), keep(&w.stats, c.max)
+			if col.Kind != ByteArray { // signed order: the deprecated fields mean the same
 				md.Statistics.Min, md.Statistics.Max = md.Statistics.MinValue, md.Statistics.MaxValue
 			}
 		}
-		rg.Columns = append(rg.Columns, format.ColumnChunk{FileOffset: start, MetaData: md})
+		cc := format.ColumnChunk{FileOffset: start, MetaData: md}
+		if col.Bounds {
+			c.index.BoundaryOrder = format.Unordered
+			at := len(w.colIndex)
+			w.colIndex = w.enc.append(w.colIndex, &c.index)
+			cc.ColumnIndexOffset, cc.ColumnIndexLength = int64(at), int32(len(w.colIndex)-at)
+		}
+		oi := format.OffsetIndex{PageLocations: c.pages}
+		if col.Kind == ByteArray {
+			oi.UnencodedByteArrayDataBytes = c.dataSizes
+		}
+		at := len(w.offIndex)
+		w.offIndex = w.enc.append(w.offIndex, &oi)
+		cc.OffsetIndexOffset, cc.OffsetIndexLength = int64(at), int32(len(w.offIndex)-at)
+		rg.Columns = append(rg.Columns, cc)
 		rg.TotalByteSize += c.uncompressed
 		rg.TotalCompressedSize += int64(len(c.data))
-		if col.Bounds {
-			cis[i] = c.index
-			cis[i].BoundaryOrder = format.Unordered
-		}
-		ois[i] = format.OffsetIndex{PageLocations: c.pages}
-		if col.Kind == ByteArray {
-			ois[i].UnencodedByteArrayDataBytes = c.dataSizes
-		}
-		*c = chunk{data: c.data[:0]}
+		c.reset()
 	}
+	w.bnd = w.bnd[:0]
 	w.groups = append(w.groups, rg)
-	w.colIndex = append(w.colIndex, cis)
-	w.offIndex = append(w.offIndex, ois)
 	w.totalRows += int64(w.rows)
 	w.rows = 0
 	return w.err
@@ -595,28 +613,21 @@ func (w *Writer) Close() error {
 	if err := w.flush(); err != nil {
 		return err
 	}
-	var enc headerEncoder
-	var buf []byte
-	for g := range w.groups {
-		for i := range w.groups[g].Columns {
-			cc := &w.groups[g].Columns[i]
-			if ci := &w.colIndex[g][i]; ci.NullPages != nil {
-				buf = enc.append(buf[:0], ci)
-				cc.ColumnIndexOffset, cc.ColumnIndexLength = w.off, int32(len(buf))
-				if err := w.write(buf); err != nil {
-					return err
-				}
-			}
-		}
+	colBase := w.off
+	if err := w.write(w.colIndex); err != nil {
+		return err
+	}
+	offBase := w.off
+	if err := w.write(w.offIndex); err != nil {
+		return err
 	}
 	for g := range w.groups {
 		for i := range w.groups[g].Columns {
 			cc := &w.groups[g].Columns[i]
-			buf = enc.append(buf[:0], &w.offIndex[g][i])
-			cc.OffsetIndexOffset, cc.OffsetIndexLength = w.off, int32(len(buf))
-			if err := w.write(buf); err != nil {
-				return err
+			if cc.ColumnIndexLength > 0 {
+				cc.ColumnIndexOffset += colBase
 			}
+			cc.OffsetIndexOffset += offBase
 		}
 	}
 	if w.groups == nil {
@@ -626,7 +637,7 @@ func (w *Writer) Close() error {
 		Version: 2, Schema: w.s.elements, NumRows: w.totalRows, RowGroups: w.groups,
 		CreatedBy: w.createdBy, ColumnOrders: w.s.orders,
 	}
-	buf = enc.append(buf[:0], &md)
+	buf := w.enc.append(nil, &md)
 	buf = binary.LittleEndian.AppendUint32(buf, uint32(len(buf)))
 	buf = append(buf, "PAR1"...)
 	return w.write(buf)
