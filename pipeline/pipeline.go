@@ -382,8 +382,9 @@ func (r *run) stream(ctx context.Context, w ResultWriter) error {
 					return err
 				}
 				// The reader zeroes each item as it appends it, so the
-				// stale lines of a free batch pin at most the text of one
-				// input batch each (about a megabyte).
+				// stale lines of a free batch pin at most its own text
+				// buffer, or the text of one input batch (about a
+				// megabyte) for a reader that allocates it.
 				b.items, b.text = b.items[:0], b.text[:0]
 				free <- b // never blocks: there are nfree slots for nfree batches
 				next++

@@ -41,11 +41,12 @@ import (
 	"github.com/repricer/repricer/contracts"
 )
 
-// ReadBatchRows is the number of rows the reader decodes at a time. Each
-// batch's values of a column become one string that its lines share, so a
+// ReadBatchRows is the number of rows the reader decodes at a time. With
+// Read, each batch's values become one string that its lines share, so a
 // batch's text lives until its last line is written: small batches keep
 // that small (with 64Ki rows the reader held ~80 MB of a run's heap, with
-// 8Ki ~20 MB, at no cost in speed).
+// 8Ki ~20 MB, at no cost in speed). With ReadArena the batch is decoded
+// into one reused buffer.
 const ReadBatchRows = 8 * 1024
 
 // readBufferSize is the read buffer of each column chunk.
