@@ -41,7 +41,32 @@ func FuzzReader(f *testing.F) {
 		if err == nil && refErr == nil && !reflect.DeepEqual(lines, ref) {
 			t.Fatalf("the fast path read %d lines, the record reader %d, not the same", len(lines), len(ref))
 		}
+		// ReadArena, as the pipeline reads, must read what Read reads.
+		arena, arenaErr := readArenaLines(data)
+		if (arenaErr == nil) != (err == nil) || err == nil && !reflect.DeepEqual(lines, arena) {
+			t.Fatalf("ReadArena read %d lines (error %v), Read %d (error %v)", len(arena), arenaErr, len(lines), err)
+		}
 	})
+}
+
+// readArenaLines reads every line of a Parquet file with ReadArena, a new
+// arena for each line so that every line can be kept.
+func readArenaLines(data []byte) ([]claims.Line, error) {
+	rd, err := claimparquet.NewReader(context.Background(), bytes.NewReader(data), "fuzz.parquet", nil)
+	if err != nil {
+		return nil, err
+	}
+	var out []claims.Line
+	for {
+		var l claims.Line
+		if _, err := rd.ReadArena(&l, nil); errors.Is(err, io.EOF) {
+			return out, rd.Close()
+		} else if err != nil {
+			rd.Close()
+			return out, err
+		}
+		out = append(out, l)
+	}
 }
 
 // readArrowLines reads every line of a Parquet file with the record-reader
