@@ -27,48 +27,40 @@ func benchInput(n int) []byte {
 func BenchmarkRead(b *testing.B) {
 	const n = 100_000
 	data := benchInput(n)
-	b.Run("scanner", func(b *testing.B) {
-		b.ReportAllocs()
-		b.SetBytes(int64(len(data)))
-		for range b.N {
-			r, err := NewReader(bytes.NewReader(data), "bench.csv", nil)
-			if err != nil {
-				b.Fatal(err)
-			}
-			var l claims.Line
-			for {
-				if err := r.Read(&l); errors.Is(err, io.EOF) {
-					break
-				} else if err != nil {
+	for _, arena := range []bool{false, true} {
+		name := "scanner"
+		if arena {
+			name = "scanner-arena"
+		}
+		b.Run(name, func(b *testing.B) {
+			b.ReportAllocs()
+			b.SetBytes(int64(len(data)))
+			for range b.N {
+				r, err := NewReader(bytes.NewReader(data), "bench.csv", nil)
+				if err != nil {
 					b.Fatal(err)
 				}
-			}
-		}
-		b.ReportMetric(float64(n)*float64(b.N)/b.Elapsed().Seconds(), "lines/s")
-	})
-	b.Run("scanner-arena", func(b *testing.B) {
-		b.ReportAllocs()
-		b.SetBytes(int64(len(data)))
-		for range b.N {
-			r, err := NewReader(bytes.NewReader(data), "bench.csv", nil)
-			if err != nil {
-				b.Fatal(err)
-			}
-			var l claims.Line
-			var arena []byte
-			for i := 0; ; i++ {
-				if i%4096 == 0 {
-					arena = arena[:0]
-				}
-				if arena, err = r.ReadArena(&l, arena); errors.Is(err, io.EOF) {
-					break
-				} else if err != nil {
-					b.Fatal(err)
+				var l claims.Line
+				var buf []byte
+				for i := 0; ; i++ {
+					if !arena {
+						err = r.Read(&l)
+					} else {
+						if i%4096 == 0 {
+							buf = buf[:0]
+						}
+						buf, err = r.ReadArena(&l, buf)
+					}
+					if errors.Is(err, io.EOF) {
+						break
+					} else if err != nil {
+						b.Fatal(err)
+					}
 				}
 			}
-		}
-		b.ReportMetric(float64(n)*float64(b.N)/b.Elapsed().Seconds(), "lines/s")
-	})
+			b.ReportMetric(float64(n)*float64(b.N)/b.Elapsed().Seconds(), "lines/s")
+		})
+	}
 	b.Run("encoding-csv-baseline", func(b *testing.B) {
 		b.ReportAllocs()
 		b.SetBytes(int64(len(data)))
