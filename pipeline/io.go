@@ -190,7 +190,7 @@ func (s *inputSet) readOne(ctx context.Context, in *input, fn func(LineReader) e
 	if err != nil {
 		return err
 	}
-	counted := &countingReader{r: cr, n: &in.lines}
+	counted := newCountingReader(cr, &in.lines)
 	if err := fn(counted); err != nil {
 		return err
 	}
@@ -242,7 +242,7 @@ func (s *inputSet) readParquet(ctx context.Context, in *input, fn func(LineReade
 	if err != nil {
 		return abort(err)
 	}
-	ferr := fn(&countingReader{r: pr, n: &in.lines})
+	ferr := fn(newCountingReader(pr, &in.lines))
 	if cerr := pr.Close(); ferr == nil {
 		ferr = cerr
 	}
@@ -302,8 +302,14 @@ func (r *ctxReader) Read(p []byte) (int, error) {
 }
 
 type countingReader struct {
-	r LineReader
-	n *int64
+	r  LineReader
+	ar ArenaReader // r, when it is one
+	n  *int64
+}
+
+func newCountingReader(r LineReader, n *int64) *countingReader {
+	ar, _ := r.(ArenaReader)
+	return &countingReader{r: r, ar: ar, n: n}
 }
 
 func (c *countingReader) Read(l *claims.Line) error {
@@ -316,11 +322,10 @@ func (c *countingReader) Read(l *claims.Line) error {
 
 // ReadArena is the reader's ReadArena, or its Read when it has none.
 func (c *countingReader) ReadArena(l *claims.Line, arena []byte) ([]byte, error) {
-	ar, ok := c.r.(ArenaReader)
-	if !ok {
+	if c.ar == nil {
 		return arena, c.Read(l)
 	}
-	arena, err := ar.ReadArena(l, arena)
+	arena, err := c.ar.ReadArena(l, arena)
 	if err == nil {
 		*c.n++
 	}

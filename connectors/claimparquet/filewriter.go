@@ -3,7 +3,6 @@ package claimparquet
 import (
 	"bufio"
 	"context"
-	"errors"
 	"io"
 
 	"github.com/parquet-go/parquet-go"
@@ -116,13 +115,7 @@ func NewParquetGoWriter(priced, exceptions io.Writer) (*ParquetGoWriter, error) 
 
 // Write appends the items' rows to the two files.
 func (w *ParquetGoWriter) Write(ctx context.Context, items []claims.Item) error {
-	if w.closed {
-		return errors.New("claimparquet: write after Close")
-	}
-	if w.err != nil {
-		return w.err
-	}
-	if err := ctx.Err(); err != nil {
+	if err := writable(ctx, w.closed, w.err); err != nil {
 		return err
 	}
 	w.prows, w.erows = w.prows[:0], w.erows[:0]
@@ -180,13 +173,5 @@ func (w *ParquetGoWriter) flagString(f claims.Flags) string {
 // Close finishes both files (footers) and flushes them; it does not close
 // the underlying writers.
 func (w *ParquetGoWriter) Close() error {
-	if w.closed {
-		return w.err
-	}
-	w.closed = true
-	if w.err != nil {
-		return w.err
-	}
-	w.err = finishFiles(finishFile{"priced", w.pw.Close, w.pbw}, finishFile{"exceptions", w.ew.Close, w.ebw})
-	return w.err
+	return closeFiles(&w.closed, &w.err, finishFile{"priced", w.pw.Close, w.pbw}, finishFile{"exceptions", w.ew.Close, w.ebw})
 }

@@ -118,15 +118,22 @@ func buildParquet(t testing.TB, cols []testCol, rgRows int64) []byte {
 		n = len(c.vals)
 		defer arrs[i].Release()
 	}
-	sc := arrow.NewSchema(fields, nil)
-	rec := array.NewRecordBatch(sc, arrs, int64(max(n, 0)))
-	defer rec.Release()
 	opts := []parquet.WriterProperty{parquet.WithCompression(0)}
 	if rgRows > 0 {
 		opts = append(opts, parquet.WithMaxRowGroupLength(rgRows))
 	}
+	return writeRecord(t, fields, arrs, int64(max(n, 0)), opts, pqarrow.WithStoreSchema())
+}
+
+// writeRecord writes the columns arrs (of rows rows) as one Parquet file
+// with pqarrow.
+func writeRecord(t testing.TB, fields []arrow.Field, arrs []arrow.Array, rows int64, props []parquet.WriterProperty, aprops ...pqarrow.WriterOption) []byte {
+	t.Helper()
+	sc := arrow.NewSchema(fields, nil)
+	rec := array.NewRecordBatch(sc, arrs, rows)
+	defer rec.Release()
 	var buf bytes.Buffer
-	fw, err := pqarrow.NewFileWriter(sc, &buf, parquet.NewWriterProperties(opts...), pqarrow.NewArrowWriterProperties(pqarrow.WithStoreSchema()))
+	fw, err := pqarrow.NewFileWriter(sc, &buf, parquet.NewWriterProperties(props...), pqarrow.NewArrowWriterProperties(aprops...))
 	if err != nil {
 		t.Fatal(err)
 	}

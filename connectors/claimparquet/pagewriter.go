@@ -87,13 +87,7 @@ func (w *FileWriter) Write(ctx context.Context, items []claims.Item) error {
 // WriteEncoded appends the rows of an encoder from NewBatchEncoder, after
 // its Finish, to the two files.
 func (w *FileWriter) WriteEncoded(ctx context.Context, enc claims.BatchEncoder) error {
-	if w.closed {
-		return errors.New("claimparquet: write after Close")
-	}
-	if w.err != nil {
-		return w.err
-	}
-	if err := ctx.Err(); err != nil {
+	if err := writable(ctx, w.closed, w.err); err != nil {
 		return err
 	}
 	e := enc.(*batchEncoder)
@@ -111,15 +105,19 @@ func (w *FileWriter) WriteEncoded(ctx context.Context, enc claims.BatchEncoder) 
 // Close finishes both files (footers) and flushes them; it does not close
 // the underlying writers.
 func (w *FileWriter) Close() error {
-	if w.closed {
-		return w.err
+	return closeFiles(&w.closed, &w.err, finishFile{"priced", w.pw.Close, w.pbw}, finishFile{"exceptions", w.ew.Close, w.ebw})
+}
+
+// writable returns why a writer of both files cannot take a write: it is
+// closed, an earlier write failed (err), or ctx is done.
+func writable(ctx context.Context, closed bool, err error) error {
+	switch {
+	case closed:
+		return errors.New("claimparquet: write after Close")
+	case err != nil:
+		return err
 	}
-	w.closed = true
-	if w.err != nil {
-		return w.err
-	}
-	w.err = finishFiles(finishFile{"priced", w.pw.Close, w.pbw}, finishFile{"exceptions", w.ew.Close, w.ebw})
-	return w.err
+	return ctx.Err()
 }
 
 // finishFile is one output of a Parquet writer being closed: its encoder's
@@ -130,18 +128,26 @@ type finishFile struct {
 	bw    *bufio.Writer
 }
 
-// finishFiles closes and flushes each file in order; the first failure
-// comes back as a *WriteError naming its file.
-func finishFiles(files ...finishFile) error {
+// closeFiles is a writer's Close: the first call, unless a write failed
+// (*err), closes and flushes each file in order and keeps the first
+// failure in *err, as a *WriteError naming its file; every call returns
+// *err.
+func closeFiles(closed *bool, err *error, files ...finishFile) error {
+	if *closed {
+		return *err
+	}
+	*closed = true
 	for _, f := range files {
-		if err := f.close(); err != nil {
-			return &WriteError{File: f.name, Err: err}
+		if *err != nil {
+			break
 		}
-		if err := f.bw.Flush(); err != nil {
-			return &WriteError{File: f.name, Err: err}
+		if cerr := f.close(); cerr != nil {
+			*err = &WriteError{File: f.name, Err: cerr}
+		} else if ferr := f.bw.Flush(); ferr != nil {
+			*err = &WriteError{File: f.name, Err: ferr}
 		}
 	}
-	return nil
+	return *err
 }
 
 // batchEncoder appends items to the pages of both files.

@@ -2,7 +2,6 @@ package claimparquet_test
 
 import (
 	"bytes"
-	"context"
 	"errors"
 	"io"
 	"os"
@@ -36,18 +35,7 @@ func withNulls(items []claims.Item) []claims.Item {
 
 func writeParquetGo(t testing.TB, items []claims.Item) (priced, exc []byte) {
 	t.Helper()
-	var p, e bytes.Buffer
-	w, err := claimparquet.NewParquetGoWriter(&p, &e)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := w.Write(context.Background(), items); err != nil {
-		t.Fatal(err)
-	}
-	if err := w.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return p.Bytes(), e.Bytes()
+	return writeWith(t, func(p, e io.Writer) (itemWriter, error) { return claimparquet.NewParquetGoWriter(p, e) }, items, len(items))
 }
 
 // TestWriterMatchesParquetGo writes the same items with FileWriter and with

@@ -519,22 +519,8 @@ func (fc fastCase) build(t testing.TB) []byte {
 		b.Release()
 		defer arrs[f].Release()
 	}
-	sc := arrow.NewSchema(fields, nil)
-	rec := array.NewRecordBatch(sc, arrs, fastRows)
-	defer rec.Release()
-	var buf bytes.Buffer
 	props := append([]parquet.WriterProperty{parquet.WithMaxRowGroupLength(fc.rgRows)}, fc.props...)
-	fw, err := pqarrow.NewFileWriter(sc, &buf, parquet.NewWriterProperties(props...), pqarrow.NewArrowWriterProperties(pqarrow.WithDeprecatedInt96Timestamps(fc.int96)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := fw.Write(rec); err != nil {
-		t.Fatal(err)
-	}
-	if err := fw.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return buf.Bytes()
+	return writeRecord(t, fields, arrs, fastRows, props, pqarrow.WithDeprecatedInt96Timestamps(fc.int96))
 }
 
 // lowLevelFile writes fastRows claim lines with arrow-go's column writers,

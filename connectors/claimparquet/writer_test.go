@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -80,10 +81,22 @@ func genItems(n int) []claims.Item {
 	return items
 }
 
+// itemWriter is what writeWith needs of a writer of both files.
+type itemWriter interface {
+	Write(ctx context.Context, items []claims.Item) error
+	Close() error
+}
+
+// writeItems writes items with NewWriter, chunk items a Write.
 func writeItems(t testing.TB, items []claims.Item, chunk int) (priced, exc []byte) {
 	t.Helper()
+	return writeWith(t, func(p, e io.Writer) (itemWriter, error) { return claimparquet.NewWriter(p, e) }, items, chunk)
+}
+
+func writeWith(t testing.TB, newWriter func(p, e io.Writer) (itemWriter, error), items []claims.Item, chunk int) (priced, exc []byte) {
+	t.Helper()
 	var p, e bytes.Buffer
-	w, err := claimparquet.NewWriter(&p, &e)
+	w, err := newWriter(&p, &e)
 	if err != nil {
 		t.Fatal(err)
 	}
