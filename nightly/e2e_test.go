@@ -37,7 +37,7 @@ func TestEndToEndPostgresBC(t *testing.T) {
 
 	f := newFixture(t, 300_000)
 	refOut := t.TempDir()
-	if _, err := nightly.Run(ctx, f.config(refOut), nightly.Options{Date: runDate}); err != nil {
+	if _, err := nightly.Run(ctx, f.config(refOut), nightly.Options{Getenv: noDatabase, Date: runDate}); err != nil {
 		t.Fatal(err)
 	}
 	out := t.TempDir()

@@ -17,6 +17,7 @@ import (
 
 	"github.com/repricer/repricer/connectors/bundle"
 	"github.com/repricer/repricer/connectors/postgres/pgtest"
+	"github.com/repricer/repricer/internal/flock"
 	"github.com/repricer/repricer/nightly"
 	"github.com/repricer/repricer/synth"
 )
@@ -56,6 +57,16 @@ func helperMain(path, date string) int {
 }
 
 const runDate = "2024-05-15"
+
+// noDatabase is the environment without DATABASE_URL: the test binary's
+// names an unmigrated server, which the runs of tests that are not about
+// the database must not use as their ledger.
+func noDatabase(k string) string {
+	if k == "DATABASE_URL" {
+		return ""
+	}
+	return os.Getenv(k)
+}
 
 // fixture is a generated contract bundle and one night's claim file.
 type fixture struct {
@@ -122,7 +133,14 @@ func writeConfig(t *testing.T, cfg *nightly.Config) string {
 func helper(t *testing.T, config string, env ...string) (*exec.Cmd, *bytes.Buffer) {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), envHelperConfig+"="+config, envHelperDate+"="+runDate)
+	// The test binary's DATABASE_URL names an unmigrated server: a run uses
+	// a database only when the test passes one in env.
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "DATABASE_URL=") {
+			cmd.Env = append(cmd.Env, kv)
+		}
+	}
+	cmd.Env = append(cmd.Env, envHelperConfig+"="+config, envHelperDate+"="+runDate)
 	cmd.Env = append(cmd.Env, env...)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
@@ -268,9 +286,24 @@ func leftovers(t *testing.T, dir string) []string {
 	}
 	var out []string
 	for _, e := range entries {
-		if strings.HasPrefix(e.Name(), ".") {
+		if strings.HasPrefix(e.Name(), ".") && e.Name() != nightly.LockFileName {
 			out = append(out, e.Name())
 		}
 	}
 	return out
+}
+
+// lockFree reports whether the lock file in dir, if there is one, is not
+// held (the file itself stays between runs; its flock is the lock).
+func lockFree(t *testing.T, dir string) bool {
+	t.Helper()
+	f, err := os.Open(filepath.Join(dir, nightly.LockFileName))
+	if errors.Is(err, os.ErrNotExist) {
+		return true
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	return flock.TryLock(f) == nil
 }

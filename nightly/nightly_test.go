@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/repricer/repricer/adjust"
+	"github.com/repricer/repricer/internal/flock"
 	"github.com/repricer/repricer/nightly"
 )
 
@@ -164,12 +165,6 @@ func TestRun(t *testing.T) {
 	cfg := f.config(out)
 	var logs bytes.Buffer
 	log := slog.New(slog.NewJSONHandler(&logs, nil))
-	noDatabase := func(k string) string { // the test binary's DATABASE_URL names an unmigrated server
-		if k == "DATABASE_URL" {
-			return ""
-		}
-		return os.Getenv(k)
-	}
 	res, err := nightly.Run(context.Background(), cfg, nightly.Options{Date: runDate, Logger: log, RunID: "run-1", Getenv: noDatabase})
 	if err != nil {
 		t.Fatal(err)
@@ -239,7 +234,7 @@ func TestRun(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if _, err := nightly.Run(context.Background(), cfg, nightly.Options{Date: runDate, RunID: "run-2"}); err != nil {
+	if _, err := nightly.Run(context.Background(), cfg, nightly.Options{Getenv: noDatabase, Date: runDate, RunID: "run-2"}); err != nil {
 		t.Fatal(err)
 	}
 	sameOutputs(t, first, dir)
@@ -260,11 +255,11 @@ func TestRunFailurePublishesNoManifest(t *testing.T) {
 	f := newFixture(t, 500)
 	out := t.TempDir()
 	cfg := f.config(out)
-	if _, err := nightly.Run(context.Background(), cfg, nightly.Options{Date: runDate}); err != nil {
+	if _, err := nightly.Run(context.Background(), cfg, nightly.Options{Getenv: noDatabase, Date: runDate}); err != nil {
 		t.Fatal(err)
 	}
 	cfg.SystemDefaultRate = "Fee:1"
-	_, err := nightly.Run(context.Background(), cfg, nightly.Options{Date: runDate})
+	_, err := nightly.Run(context.Background(), cfg, nightly.Options{Getenv: noDatabase, Date: runDate})
 	var ce *nightly.ConfigError
 	if !errors.As(err, &ce) {
 		t.Fatalf("bad default rate: %v", err)
@@ -272,7 +267,7 @@ func TestRunFailurePublishesNoManifest(t *testing.T) {
 	cfg.SystemDefaultRate = ""
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	if _, err := nightly.Run(ctx, cfg, nightly.Options{Date: runDate}); !errors.Is(err, context.Canceled) {
+	if _, err := nightly.Run(ctx, cfg, nightly.Options{Getenv: noDatabase, Date: runDate}); !errors.Is(err, context.Canceled) {
 		t.Fatalf("cancelled run: %v", err)
 	}
 	dir := filepath.Join(out, runDate)
@@ -290,34 +285,55 @@ func TestFileLock(t *testing.T) {
 	tests := []struct {
 		name    string
 		content string // "" = no lock file
+		held    bool   // another open file description holds its flock
 		wantErr bool
 		holder  string
 	}{
-		{"free", "", false, ""},
-		{"held by a live process", fmt.Sprintf(`{"pid":%d,"host":%q,"run_id":"other"}`, os.Getpid(), host), true, "run other"},
-		{"held on another host", `{"pid":1,"host":"elsewhere.example","run_id":"other"}`, true, "another host"},
-		{"stale: the process is gone", fmt.Sprintf(`{"pid":%d,"host":%q,"run_id":"dead"}`, deadPID(t), host), false, ""},
-		{"being written (no pid yet)", "", true, "without a valid pid"},
+		{"free", "", false, false, ""},
+		{"held by a live run", `{"pid":4242,"host":"h","run_id":"other"}`, true, true, "run other"},
+		{"held, holder not written yet", "", true, true, "not recorded yet"},
+		// A killed run's file names a pid that is alive again: in a
+		// container the next night's run is pid 1 on the same host name.
+		{"left by a killed run whose pid is ours", fmt.Sprintf(`{"pid":%d,"host":%q,"run_id":"dead"}`, os.Getpid(), host), false, false, ""},
+		{"left by a killed run on another host", `{"pid":1,"host":"elsewhere.example","run_id":"dead"}`, false, false, ""},
+		{"left half-written", `{"pid":`, false, false, ""},
 	}
-	for i, tt := range tests {
+	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			out := t.TempDir()
 			dir := filepath.Join(out, runDate)
 			if err := os.MkdirAll(dir, 0o755); err != nil {
 				t.Fatal(err)
 			}
-			if tt.content != "" || i == len(tests)-1 {
-				if err := os.WriteFile(filepath.Join(dir, nightly.LockFileName), []byte(tt.content), 0o644); err != nil {
+			lock := filepath.Join(dir, nightly.LockFileName)
+			if tt.content != "" || tt.held {
+				if err := os.WriteFile(lock, []byte(tt.content), 0o644); err != nil {
 					t.Fatal(err)
 				}
 			}
-			_, err := nightly.Run(context.Background(), f.config(out), nightly.Options{Date: runDate})
+			if tt.held {
+				h, err := os.Open(lock)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer h.Close()
+				if err := flock.TryLock(h); err != nil {
+					t.Fatal(err)
+				}
+			}
+			_, err := nightly.Run(context.Background(), f.config(out), nightly.Options{Getenv: noDatabase, Date: runDate})
 			if !tt.wantErr {
 				if err != nil {
 					t.Fatal(err)
 				}
-				if _, err := os.Stat(filepath.Join(dir, nightly.LockFileName)); !errors.Is(err, os.ErrNotExist) {
-					t.Errorf("the lock file is still there: %v", err)
+				// The lock is free again for the next run.
+				l, err := os.Open(lock)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer l.Close()
+				if err := flock.TryLock(l); err != nil {
+					t.Errorf("the lock is still held after the run: %v", err)
 				}
 				return
 			}
@@ -325,8 +341,8 @@ func TestFileLock(t *testing.T) {
 			if !errors.As(err, &le) || le.ExitStatus() != 3 || !strings.Contains(err.Error(), tt.holder) {
 				t.Fatalf("error %v, want a *LockedError naming %q", err, tt.holder)
 			}
-			if _, err := os.Stat(filepath.Join(dir, nightly.LockFileName)); err != nil {
-				t.Errorf("the other run's lock file was removed: %v", err)
+			if got, err := os.ReadFile(lock); err != nil || string(got) != tt.content {
+				t.Errorf("the holder's lock file changed: %q, %v", got, err)
 			}
 		})
 	}
@@ -381,6 +397,9 @@ func TestKillAtRandomPoints(t *testing.T) {
 			t.Fatalf("run %d exited %d before the kill: %s", i, code, stderr)
 		}
 		complete := checkNoPartialRun(t, dir)
+		if !lockFree(t, dir) {
+			t.Errorf("kill %d: the killed run's lock is still held", i)
+		}
 		t.Logf("kill %d after %v: exit %d, complete %v, left %v", i, delay, code, complete, leftovers(t, dir))
 	}
 
@@ -396,8 +415,8 @@ func TestKillAtRandomPoints(t *testing.T) {
 		if _, err := os.Stat(filepath.Join(dir, nightly.ManifestFile)); !errors.Is(err, os.ErrNotExist) {
 			t.Errorf("a stopped run left a manifest")
 		}
-		if _, err := os.Stat(filepath.Join(dir, nightly.LockFileName)); !errors.Is(err, os.ErrNotExist) {
-			t.Errorf("a stopped run left its lock file")
+		if !lockFree(t, dir) {
+			t.Errorf("a stopped run left its lock held")
 		}
 	}
 

@@ -22,6 +22,7 @@ import (
 	"github.com/repricer/repricer/connectors/postgres"
 	"github.com/repricer/repricer/connectors/schedule"
 	"github.com/repricer/repricer/contracts"
+	"github.com/repricer/repricer/internal/ctxrun"
 	"github.com/repricer/repricer/pipeline"
 	"github.com/repricer/repricer/rates"
 	"github.com/repricer/repricer/report"
@@ -70,8 +71,10 @@ func NewRunID(now time.Time) string {
 // last. Any failure, or ctx being cancelled, returns an error before the
 // manifest is written.
 //
-// Errors carry their exit status: *ConfigError 2, *LockedError 3, the rest
-// 1 (pipeline.UsageError and bundle.FormatError are usage errors too).
+// Errors carry their exit status: *ConfigError 2, *LockedError 3,
+// *adjust.NotRecordedError 4 (returned with the Result: the run is
+// published, only its ledger record is missing), the rest 1
+// (pipeline.UsageError and bundle.FormatError are usage errors too).
 func Run(ctx context.Context, cfg *Config, opts Options) (res *Result, err error) {
 	now := time.Now
 	if opts.Now != nil {
@@ -87,6 +90,21 @@ func Run(ctx context.Context, cfg *Config, opts Options) (res *Result, err error
 		log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
 	log = log.With("run_id", runID, "job", cfg.Name)
+	// stage names what the run was doing, for the failure's log line.
+	stage := "plan"
+	defer func() {
+		var nr *adjust.NotRecordedError
+		if err == nil || errors.As(err, &nr) {
+			return // logged where it happened: the run is published
+		}
+		msg := "run failed"
+		var se *pipeline.StoppedError
+		if err = pipeline.Stopped(ctx, stage, err); errors.As(err, &se) {
+			msg = "run stopped"
+		}
+		log.Error(msg, "stage", stage, "error", logMessage(err), "exit_status", exitStatus(err),
+			"duration_ms", now().Sub(start).Milliseconds())
+	}()
 
 	plan, err := cfg.Resolve(opts.Date, start, opts.Getenv)
 	if err != nil {
@@ -102,13 +120,6 @@ func Run(ctx context.Context, cfg *Config, opts Options) (res *Result, err error
 	}
 	log.Info("run starting", "stage", "plan", "run_date", plan.Date, "out", plan.OutDir,
 		"claim_files", len(plan.Claims), "lock", plan.LockMode, "bc_sync", cfg.BC.Enabled, "format", cfg.Format)
-	defer func() {
-		if err != nil {
-			log.Error("run failed", "stage", "done", "error", logMessage(err), "exit_status", exitStatus(err),
-				"duration_ms", now().Sub(start).Milliseconds())
-		}
-	}()
-
 	var db *sqlx.DB
 	if plan.DatabaseURL != "" && (plan.LockMode == LockPostgres || cfg.BC.Enabled || plan.Contracts == plan.DatabaseURL) {
 		db, err = postgres.Open(ctx, plan.DatabaseURL, postgres.Options{StatementTimeout: plan.DBTimeout})
@@ -123,6 +134,7 @@ func Run(ctx context.Context, cfg *Config, opts Options) (res *Result, err error
 	}
 
 	// The lock: everything below runs alone for this output folder.
+	stage = "lock"
 	t := now()
 	unlock := func() error { return nil }
 	switch plan.LockMode {
@@ -147,14 +159,33 @@ func Run(ctx context.Context, cfg *Config, opts Options) (res *Result, err error
 		return nil, err
 	}
 
+	stage = "load"
 	t = now()
-	v, source, err := loadSchedule(ctx, plan, db)
+	// Validating and indexing a large schedule takes seconds without looking
+	// at ctx: a stop request must not wait for it.
+	type loaded struct {
+		v      *contracts.Validated
+		source string
+		eng    *rates.Engine
+	}
+	l, err := ctxrun.Do(ctx, func() (loaded, error) {
+		v, source, err := loadSchedule(ctx, plan, db)
+		if err != nil {
+			return loaded{}, err
+		}
+		return loaded{v, source, rates.New(v, ropts)}, nil
+	})
 	if err != nil {
 		return nil, err
 	}
+	v, source := l.v, l.source
 	log.Info("schedule loaded", "stage", "load", "contracts", len(v.Contracts), "rejected_contracts", len(v.Rejected),
 		"rates", len(v.Rates), "schedule_issues", len(v.Issues), "duration_ms", now().Sub(t).Milliseconds())
 
+	stage = "reprice"
+	if cfg.BC.Enabled {
+		stage = "reprice+bc_sync"
+	}
 	var syncSum *SyncSummary
 	g, gctx := errgroup.WithContext(ctx)
 	if cfg.BC.Enabled {
@@ -185,8 +216,9 @@ func Run(ctx context.Context, cfg *Config, opts Options) (res *Result, err error
 	}
 	var sum *pipeline.Summary
 	pcfg := pipeline.Config{
-		Engine: rates.New(v, ropts), Claims: plan.Claims, OutDir: plan.OutDir, Format: cfg.Format,
+		Engine: l.eng, Claims: plan.Claims, OutDir: plan.OutDir, Format: cfg.Format,
 		Workers: cfg.Workers, Mapping: cfg.Map, ReferenceSource: source, Progress: opts.Progress,
+		Supersedes: append(adjust.ReportPatterns(), report.File),
 	}
 	if ropts.SystemDefault != nil {
 		pcfg.SystemDefaultRate = ropts.SystemDefault.String()
@@ -214,6 +246,7 @@ func Run(ctx context.Context, cfg *Config, opts Options) (res *Result, err error
 
 	files := []string{"priced." + cfg.Format, "exceptions." + cfg.Format, pipeline.ScheduleIssuesFile, pipeline.SummaryFile}
 	if !cfg.Report.Disabled {
+		stage = "report"
 		t = now()
 		var examples []report.ExceptionExample
 		if cfg.Format == "csv" {
@@ -228,6 +261,7 @@ func Run(ctx context.Context, cfg *Config, opts Options) (res *Result, err error
 		log.Info("stage finished", "stage", "report", "examples", len(examples), "duration_ms", now().Sub(t).Milliseconds())
 	}
 
+	stage = "manifest"
 	t = now()
 	m := &Manifest{
 		Version: ManifestVersion, RunID: runID, Job: cfg.Name, RunDate: plan.Date,
@@ -258,16 +292,22 @@ func Run(ctx context.Context, cfg *Config, opts Options) (res *Result, err error
 	if ledger == "" {
 		ledger = filepath.Join(filepath.Dir(plan.OutDir), "repricer-ledger.jsonl")
 	}
+	stage = "ledger"
 	rec := adjust.NewRunRecord(runID, plan.OutDir, sum, start, now())
+	var notRecorded error
 	if err := adjust.RecordRun(ctx, ledger, plan.DBTimeout, rec); err != nil {
-		// The outputs and manifest stand; only the ledger entry is missing.
-		log.Warn("recording the run in the ledger failed", "stage", "ledger", "error", logMessage(err))
+		// The outputs and manifest stand; only the ledger entry is missing:
+		// a distinct exit status, so a scheduler neither reruns nor reports
+		// the outputs as missing.
+		notRecorded = &adjust.NotRecordedError{OutDir: plan.OutDir, Err: err}
+		log.Warn("recording the run in the ledger failed", "stage", "ledger", "error", logMessage(err),
+			"exit_status", adjust.ExitNotRecorded)
 	}
 	log.Info("run finished", "stage", "done", "files", len(m.Files), "input_lines", sum.Counts.InputLines,
 		"priced_lines", sum.Counts.PricedLines, "error_exceptions", sum.Counts.ErrorExceptions,
 		"review_exceptions", sum.Counts.ReviewExceptions, "manifest_ms", now().Sub(t).Milliseconds(),
 		"duration_ms", now().Sub(start).Milliseconds())
-	return &Result{OutDir: plan.OutDir, Manifest: m, Summary: sum}, nil
+	return &Result{OutDir: plan.OutDir, Manifest: m, Summary: sum}, notRecorded
 }
 
 // prepareOut withdraws the previous manifest, so that from now until this
@@ -282,14 +322,16 @@ func prepareOut(dir string) error {
 	if err := removeManifest(dir); err != nil {
 		return fmt.Errorf("withdraw the previous manifest: %w", err)
 	}
+	if _, err := pipeline.SweepStaging(dir); err != nil {
+		return err
+	}
 	entries, err := os.ReadDir(dir)
 	if err != nil {
 		return fmt.Errorf("output folder: %w", err)
 	}
 	for _, e := range entries {
 		n := e.Name()
-		if strings.HasPrefix(n, ".repricer-staging-") || (strings.HasPrefix(n, ".") && strings.Contains(n, ".tmp-")) ||
-			strings.HasPrefix(n, LockFileName+".stale-") {
+		if (strings.HasPrefix(n, ".") && strings.Contains(n, ".tmp-")) || strings.HasPrefix(n, LockFileName+".stale-") {
 			if err := os.RemoveAll(filepath.Join(dir, n)); err != nil {
 				return fmt.Errorf("remove leftover %s: %w", n, err)
 			}

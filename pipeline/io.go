@@ -87,12 +87,13 @@ func lookupFormat(name string) (outputFormat, error) {
 
 // input is one claim file, re-readable so that a run can take a second pass.
 type input struct {
-	name  string // as given, reported in source_file
-	path  string // where to read it (a spool file for standard input)
-	spool bool
-	hash  string
-	size  int64
-	lines int64
+	name    string // as given, reported in source_file
+	path    string // where to read it (a spool file for standard input)
+	spool   bool
+	parquet bool // read as Parquet (by its name, or its content on stdin)
+	hash    string
+	size    int64
+	lines   int64
 }
 
 type inputSet struct {
@@ -100,52 +101,125 @@ type inputSet struct {
 	mapping map[string]string
 }
 
-// openInputs checks every claim file up front, so a missing file fails the
-// run before any work, and spools standard input to a temporary file.
-func openInputs(ctx context.Context, names []string, stdin io.Reader, mapping map[string]string) (*inputSet, error) {
+// checkInputs checks every claim file up front, so that a missing file, a
+// folder, or a file whose content is not what its name says fails the run
+// before any work.
+func checkInputs(names []string) error {
 	if len(names) == 0 {
-		return nil, &UsageError{Err: errors.New("no claim files given")}
+		return &UsageError{Err: errors.New("no claim files given")}
 	}
-	s := &inputSet{mapping: mapping}
 	for _, n := range names {
-		in := &input{name: n, path: n}
-		switch {
-		case n == "-":
+		if n == "-" {
+			continue
+		}
+		if ext := strings.ToLower(filepath.Ext(n)); ext != ".csv" && !isParquet(n) {
+			return &UsageError{Err: fmt.Errorf("claim file %s: unknown extension %q (use .csv, .parquet or .pq, or - for standard input)", n, ext)}
+		}
+		fi, err := os.Stat(n)
+		if err != nil {
+			return &UsageError{Err: fmt.Errorf("claim file: %w", err)}
+		}
+		if fi.IsDir() {
+			return &UsageError{Err: fmt.Errorf("claim file %s is a folder", n)}
+		}
+		if err := checkContent(n, isParquet(n)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// parquetMagic starts and ends every Parquet file.
+const parquetMagic = "PAR1"
+
+// checkContent compares what a claim file holds with what its name says:
+// a Parquet file begins and ends with PAR1, and a CSV file does not begin
+// with it.
+func checkContent(name string, wantParquet bool) error {
+	f, err := os.Open(name)
+	if err != nil {
+		return &UsageError{Err: fmt.Errorf("claim file: %w", err)}
+	}
+	defer f.Close()
+	var head, tail [len(parquetMagic)]byte
+	n, _ := io.ReadFull(f, head[:])
+	fi, err := f.Stat()
+	if err != nil {
+		return &UsageError{Err: fmt.Errorf("claim file: %w", err)}
+	}
+	startsParquet := n == len(head) && string(head[:]) == parquetMagic
+	switch {
+	case wantParquet && fi.Size() == 0:
+		return &UsageError{Err: fmt.Errorf("claim file %s is empty, not a Parquet file", name)}
+	case wantParquet && !startsParquet:
+		return &UsageError{Err: fmt.Errorf("claim file %s is not a Parquet file (it does not start with %q): %s; a CSV file must be named .csv", name, parquetMagic, describeStart(head[:n]))}
+	case wantParquet:
+		if _, err := f.ReadAt(tail[:], fi.Size()-int64(len(tail))); err != nil || string(tail[:]) != parquetMagic {
+			return &UsageError{Err: fmt.Errorf("claim file %s is not a complete Parquet file: it does not end with %q (truncated?)", name, parquetMagic)}
+		}
+	case startsParquet:
+		return &UsageError{Err: fmt.Errorf("claim file %s is a Parquet file (it starts with %q), not CSV: name it .parquet", name, parquetMagic)}
+	}
+	return nil
+}
+
+// describeStart says what the first bytes of a file look like, for
+// messages.
+func describeStart(b []byte) string {
+	for _, c := range b {
+		if c < 0x20 && c != '\t' && c != '\r' && c != '\n' || c == 0x7f {
+			return "its first bytes are binary"
+		}
+	}
+	return "it begins like text (CSV?)"
+}
+
+// openInputs lists the claim files and spools standard input into a file
+// in spoolDir (the run's staging folder), so that it can be read twice. A
+// standard input that holds Parquet (PAR1 magic) is read as Parquet.
+func openInputs(ctx context.Context, names []string, stdin io.Reader, mapping map[string]string, spoolDir string) (*inputSet, error) {
+	s := &inputSet{mapping: mapping}
+	for i, n := range names {
+		in := &input{name: n, path: n, parquet: isParquet(n)}
+		if n == "-" {
 			if stdin == nil {
 				stdin = os.Stdin
 			}
-			f, err := os.CreateTemp("", "repricer-stdin-*.csv")
-			if err != nil {
+			var err error
+			if in.path, in.parquet, err = spool(ctx, stdin, filepath.Join(spoolDir, fmt.Sprintf("stdin-%d", i))); err != nil {
+				s.Close()
 				return nil, err
 			}
-			in.path, in.spool = f.Name(), true
-			s.inputs = append(s.inputs, in)
-			_, err = io.Copy(f, &ctxReader{ctx: ctx, r: stdin})
-			if cerr := f.Close(); err == nil {
-				err = cerr
-			}
-			if err != nil {
-				s.Close()
-				return nil, fmt.Errorf("read standard input: %w", err)
-			}
-		default:
-			if ext := strings.ToLower(filepath.Ext(n)); ext != ".csv" && !isParquet(n) {
-				s.Close()
-				return nil, &UsageError{Err: fmt.Errorf("claim file %s: unknown extension %q (use .csv, .parquet or .pq, or - for CSV on standard input)", n, ext)}
-			}
-			fi, err := os.Stat(n)
-			if err != nil {
-				s.Close()
-				return nil, &UsageError{Err: fmt.Errorf("claim file: %w", err)}
-			}
-			if fi.IsDir() {
-				s.Close()
-				return nil, &UsageError{Err: fmt.Errorf("claim file %s is a folder", n)}
-			}
-			s.inputs = append(s.inputs, in)
+			in.spool = true
 		}
+		s.inputs = append(s.inputs, in)
 	}
 	return s, nil
+}
+
+// spool copies r to a new file at path and reports whether it holds
+// Parquet.
+func spool(ctx context.Context, r io.Reader, path string) (string, bool, error) {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return "", false, fmt.Errorf("spool standard input: %w", err)
+	}
+	_, err = io.Copy(f, &ctxReader{ctx: ctx, r: r})
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		os.Remove(path)
+		return "", false, fmt.Errorf("read standard input: %w", err)
+	}
+	f, err = os.Open(path)
+	if err != nil {
+		return "", false, fmt.Errorf("spool standard input: %w", err)
+	}
+	defer f.Close()
+	var head [len(parquetMagic)]byte
+	n, _ := io.ReadFull(f, head[:])
+	return path, n == len(head) && string(head[:]) == parquetMagic, nil
 }
 
 // rewind forgets what a previous pass counted.
@@ -177,7 +251,7 @@ func isParquet(name string) bool {
 }
 
 func (s *inputSet) readOne(ctx context.Context, in *input, fn func(LineReader) error) error {
-	if !in.spool && isParquet(in.path) {
+	if in.parquet {
 		return s.readParquet(ctx, in, fn)
 	}
 	f, err := os.Open(in.path)

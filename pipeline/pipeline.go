@@ -59,6 +59,11 @@ type Config struct {
 	SystemDefaultRate string
 	// Progress, when set, is called from the writer with the lines written.
 	Progress func(lines int64)
+	// Supersedes names more files (path.Match patterns) that an earlier run
+	// may have left in OutDir and that publishing this run removes, beyond
+	// OutputPatterns: for example the adjustment report a caller writes
+	// after some runs and not others.
+	Supersedes []string
 }
 
 // errUngrouped stops the streaming pass when a claim's lines are not
@@ -116,13 +121,10 @@ func Run(ctx context.Context, cfg Config) (*Summary, error) {
 	if err != nil {
 		return nil, err
 	}
-	inputs, err := openInputs(ctx, cfg.Claims, cfg.Stdin, cfg.Mapping)
-	if err != nil {
+	if err := checkInputs(cfg.Claims); err != nil {
 		return nil, err
 	}
-	defer inputs.Close()
-
-	st, err := newStaging(cfg.OutDir)
+	st, err := newStaging(cfg.OutDir, cfg.Supersedes)
 	if err != nil {
 		return nil, err
 	}
@@ -132,6 +134,13 @@ func Run(ctx context.Context, cfg Config) (*Summary, error) {
 			st.abort()
 		}
 	}()
+	// Standard input is spooled into the staging folder, so that a killed
+	// run's copy goes with the rest of its leftovers.
+	inputs, err := openInputs(ctx, cfg.Claims, cfg.Stdin, cfg.Mapping, st.dir)
+	if err != nil {
+		return nil, err
+	}
+	defer inputs.Close()
 
 	r := newRun(cfg, inputs, out.name)
 	v := cfg.Engine.Schedule()

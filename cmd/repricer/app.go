@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"path/filepath"
 	"runtime/debug"
 	"strings"
@@ -16,8 +17,11 @@ import (
 	"github.com/repricer/repricer/connectors/bundle"
 	"github.com/repricer/repricer/connectors/postgres"
 	"github.com/repricer/repricer/contracts"
+	"github.com/repricer/repricer/internal/ctxrun"
+	"github.com/repricer/repricer/nightly"
 	"github.com/repricer/repricer/pipeline"
 	"github.com/repricer/repricer/rates"
+	nightlyreport "github.com/repricer/repricer/report"
 )
 
 // usageError is a command line or configuration problem (exit status 2).
@@ -100,7 +104,7 @@ Example:
 			&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "print nothing on success"},
 			&cli.StringFlag{Name: "compare-to", Usage: "a prior run's output `DIR`: also write an adjustment report (what changed, line by line, and why) into --out"},
 			&cli.StringFlag{Name: "compare-run", Usage: "like --compare-to, naming the prior run by its `RUN_ID` in the ledger"},
-			&cli.StringFlag{Name: "ledger", EnvVars: []string{"REPRICER_LEDGER"}, Usage: "where the run is recorded: a postgres:// URL or a JSON-lines `FILE`, or none (default: the contracts database, else repricer-ledger.jsonl beside --out)"},
+			&cli.StringFlag{Name: "ledger", EnvVars: []string{"REPRICER_LEDGER"}, Usage: "where the run is recorded: a postgres:// URL or a JSON-lines `FILE`, or none (default: the contracts database, else $XDG_STATE_HOME/repricer/ledger.jsonl, i.e. ~/.local/state/repricer/ledger.jsonl)"},
 			dbTimeoutFlag(),
 		},
 		Action: func(c *cli.Context) error {
@@ -135,10 +139,20 @@ func reprice(ctx context.Context, c *cli.Context, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
-	eng, source, err := loadEngine(ctx, c.String("contracts"), c.Duration("db-timeout"), opts)
-	if err != nil {
-		return err
+	// Validating and indexing a large schedule takes seconds without looking
+	// at ctx: a stop request must not wait for it.
+	type loaded struct {
+		eng    *rates.Engine
+		source string
 	}
+	l, err := ctxrun.Do(ctx, func() (loaded, error) {
+		eng, source, err := loadEngine(ctx, c.String("contracts"), c.Duration("db-timeout"), opts)
+		return loaded{eng, source}, err
+	})
+	if err != nil {
+		return pipeline.Stopped(ctx, "load", err)
+	}
+	eng, source := l.eng, l.source
 	if gcTuned() {
 		defer debug.SetGCPercent(debug.SetGCPercent(runGCPercent))
 	}
@@ -151,6 +165,9 @@ func reprice(ctx context.Context, c *cli.Context, stdout, stderr io.Writer) erro
 		Workers:         c.Int("workers"),
 		Mapping:         mapping,
 		ReferenceSource: source,
+		// A folder holds one run: publishing removes an earlier run's
+		// adjustment report, nightly report and manifest.
+		Supersedes: append(adjust.ReportPatterns(), nightlyreport.File, nightly.ManifestFile),
 	}
 	if opts.SystemDefault != nil {
 		cfg.SystemDefaultRate = opts.SystemDefault.String()
@@ -175,20 +192,22 @@ func reprice(ctx context.Context, c *cli.Context, stdout, stderr io.Writer) erro
 		p.done()
 	}
 	if err != nil {
-		return err
+		return pipeline.Stopped(ctx, "reprice", err)
 	}
 	if !quiet {
 		fmt.Fprintf(stderr, "repricer: %d lines: %d priced, %d error exceptions, %d review exceptions; %d schedule issues; outputs in %s\n",
 			sum.Counts.InputLines, sum.Counts.PricedLines, sum.Counts.ErrorExceptions, sum.Counts.ReviewExceptions,
 			sum.Reference.Issues, cfg.OutDir)
 	}
+	var notRecorded error
 	if ledger != "" {
 		rec := adjust.NewRunRecord("", absPath(cfg.OutDir), sum, started, time.Now())
 		if err := adjust.RecordRun(ctx, ledger, c.Duration("db-timeout"), rec); err != nil {
-			return fmt.Errorf("the run is published in %s but recording it in the ledger failed: %w", cfg.OutDir, err)
-		}
-		if !quiet {
-			fmt.Fprintf(stderr, "repricer: run %s recorded in the ledger\n", rec.RunID)
+			// Published all the same: say so with its own exit status, after
+			// the adjustment report is written.
+			notRecorded = &adjust.NotRecordedError{OutDir: cfg.OutDir, Err: err}
+		} else if !quiet {
+			fmt.Fprintf(stderr, "repricer: run %s recorded in the ledger %s\n", rec.RunID, ledgerName(ledger))
 		}
 	}
 	if prior != "" {
@@ -200,7 +219,7 @@ func reprice(ctx context.Context, c *cli.Context, stdout, stderr io.Writer) erro
 			printReport(stderr, rep, cfg.OutDir)
 		}
 	}
-	return nil
+	return notRecorded
 }
 
 // outDir is where a run publishes: --out, or --side-out with --out -.
@@ -212,7 +231,8 @@ func outDir(c *cli.Context) string {
 }
 
 // ledgerTarget is where a run is recorded: --ledger, else the contracts
-// database, else a JSON-lines file beside the output folder.
+// database, else the user's ledger file (adjust.DefaultLedgerFile) — never
+// a place outside those the user named or the user's own state folder.
 func ledgerTarget(c *cli.Context) string {
 	switch l := c.String("ledger"); {
 	case l == "none":
@@ -222,7 +242,15 @@ func ledgerTarget(c *cli.Context) string {
 	case postgres.IsURL(c.String("contracts")):
 		return c.String("contracts")
 	}
-	return filepath.Join(filepath.Dir(absPath(outDir(c))), "repricer-ledger.jsonl")
+	return adjust.DefaultLedgerFile(os.Getenv)
+}
+
+// ledgerName is a ledger for messages: a database URL without its password.
+func ledgerName(ledger string) string {
+	if postgres.IsURL(ledger) {
+		return postgres.Redact(ledger)
+	}
+	return ledger
 }
 
 // priorOutput resolves --compare-to or --compare-run to a prior run's

@@ -32,22 +32,25 @@ func isTerminal(w io.Writer) bool {
 // ("json" or "text", else $REPRICER_LOG_FORMAT) says otherwise. Callers log
 // stages, counts and durations only: never member ids, amounts, tokens or
 // connection passwords.
-func newLogger(w io.Writer, format string) (*slog.Logger, error) {
+//
+// json reports whether the logs are JSON lines: then nothing else may be
+// written to w (no progress line, no plain-text error).
+func newLogger(w io.Writer, format string) (log *slog.Logger, json bool, err error) {
 	if format == "" {
 		format = os.Getenv(envLogFormat)
 	}
 	switch strings.ToLower(format) {
 	case "":
 		if isTerminal(w) {
-			return slog.New(slog.NewTextHandler(w, nil)), nil
+			return slog.New(slog.NewTextHandler(w, nil)), false, nil
 		}
-		return slog.New(slog.NewJSONHandler(w, nil)), nil
+		return slog.New(slog.NewJSONHandler(w, nil)), true, nil
 	case "json":
-		return slog.New(slog.NewJSONHandler(w, nil)), nil
+		return slog.New(slog.NewJSONHandler(w, nil)), true, nil
 	case "text":
-		return slog.New(slog.NewTextHandler(w, nil)), nil
+		return slog.New(slog.NewTextHandler(w, nil)), false, nil
 	}
-	return nil, usagef("log format %q: use json or text", format)
+	return nil, false, usagef("log format %q: use json or text", format)
 }
 
 // progress prints one self-overwriting progress line for long runs on a

@@ -52,17 +52,20 @@ func runNightly(c *cli.Context) error {
 		return usagef("--config is required")
 	}
 	stderr := c.App.ErrWriter
-	log, err := newLogger(stderr, c.String("log-format"))
+	log, jsonLogs, err := newLogger(stderr, c.String("log-format"))
 	if err != nil {
 		return err
 	}
+	// From here on every failure is one log line (JSON for a scheduler),
+	// not plain text: nightly.Run logs its own; this logs the rest.
 	cfg, err := nightly.LoadConfig(c.String("config"))
 	if err != nil {
-		return err
+		log.Error("run failed", "stage", "config", "error", err.Error(), "exit_status", exitCode(err))
+		return &loggedError{err}
 	}
 	opts := nightly.Options{Date: c.String("date"), Logger: log, Getenv: os.Getenv}
 	var p *progress
-	if isTerminal(stderr) {
+	if isTerminal(stderr) && !jsonLogs {
 		p = newProgress(stderr, 0, time.Now)
 		opts.Progress = p.update
 	}
@@ -70,12 +73,15 @@ func runNightly(c *cli.Context) error {
 	if p != nil {
 		p.done()
 	}
-	if err != nil {
-		return err
+	if res == nil {
+		return &loggedError{err}
 	}
-	if isTerminal(stderr) {
+	if isTerminal(stderr) && !jsonLogs {
 		fmt.Fprintf(stderr, "repricer: run %s complete: %d lines; outputs and %s in %s\n",
 			res.Manifest.RunID, res.Summary.Counts.InputLines, nightly.ManifestFile, res.OutDir)
+	}
+	if err != nil {
+		return &loggedError{err} // published, not recorded in the ledger
 	}
 	return nil
 }

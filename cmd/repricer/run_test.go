@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"fmt"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -18,6 +17,7 @@ import (
 
 	"github.com/repricer/repricer/connectors/postgres"
 	"github.com/repricer/repricer/connectors/postgres/pgtest"
+	"github.com/repricer/repricer/internal/flock"
 	"github.com/repricer/repricer/nightly"
 )
 
@@ -75,28 +75,41 @@ func TestRunCommand(t *testing.T) {
 	if err := os.MkdirAll(lockedOut, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	host, _ := os.Hostname()
-	lock := fmt.Sprintf(`{"pid":%d,"host":%q,"run_id":"the-other-run"}`, os.Getpid(), host)
-	if err := os.WriteFile(filepath.Join(lockedOut, nightly.LockFileName), []byte(lock), 0o644); err != nil {
+	// A live holder: this process holds the lock file's flock (another
+	// open file description of it excludes the run, as another process
+	// would).
+	lockPath := filepath.Join(lockedOut, nightly.LockFileName)
+	if err := os.WriteFile(lockPath, []byte(`{"pid":1,"host":"elsewhere","run_id":"the-other-run"}`+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	held, err := os.Open(lockPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer held.Close()
+	if err := flock.TryLock(held); err != nil {
 		t.Fatal(err)
 	}
 	typoConfig, _ := sampleRunConfig(t, func(m map[string]any) { m["wokers"] = 2 })
 	pwConfig, _ := sampleRunConfig(t, func(m map[string]any) { m["database"] = "postgres://u:hunter2@127.0.0.1:1/x" })
+	// Once the logger exists (JSON: standard error is not a terminal), every
+	// line of standard error is one JSON object, failures included.
 	tests := []struct {
 		name   string
 		args   []string
 		status int
 		stderr string
+		json   bool
 	}{
-		{"success", []string{"--config", okConfig, "--date", "2024-05-15"}, 0, `"msg":"run finished"`},
-		{"no config", nil, 2, "--config is required"},
-		{"config missing", []string{"--config", "nope.json"}, 2, "nope.json"},
-		{"unknown key", []string{"--config", typoConfig}, 2, `unknown field "wokers"`},
-		{"password in the config", []string{"--config", pwConfig}, 2, "holds a password"},
-		{"bad date", []string{"--config", okConfig, "--date", "yesterday"}, 2, "YYYY-MM-DD"},
-		{"no claim files that night", []string{"--config", okConfig, "--date", "2024-05-16"}, 1, "no claim files"},
-		{"bad log format", []string{"--config", okConfig, "--log-format", "xml"}, 2, "log format"},
-		{"locked", []string{"--config", lockedConfig, "--date", "2024-05-15"}, 3, "the-other-run"},
+		{"success", []string{"--config", okConfig, "--date", "2024-05-15"}, 0, `"msg":"run finished"`, true},
+		{"no config", nil, 2, "--config is required", false},
+		{"config missing", []string{"--config", "nope.json"}, 2, "nope.json", true},
+		{"unknown key", []string{"--config", typoConfig}, 2, `unknown field \"wokers\"`, true},
+		{"password in the config", []string{"--config", pwConfig}, 2, "holds a password", true},
+		{"bad date", []string{"--config", okConfig, "--date", "yesterday"}, 2, "YYYY-MM-DD", true},
+		{"no claim files that night", []string{"--config", okConfig, "--date", "2024-05-16"}, 1, "no claim files", true},
+		{"bad log format", []string{"--config", okConfig, "--log-format", "xml"}, 2, "log format", false},
+		{"locked", []string{"--config", lockedConfig, "--date", "2024-05-15"}, 3, "the-other-run", true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -106,6 +119,16 @@ func TestRunCommand(t *testing.T) {
 			}
 			if !strings.Contains(stderr, tt.stderr) {
 				t.Errorf("stderr does not mention %q:\n%s", tt.stderr, stderr)
+			}
+			if tt.json {
+				for i, line := range strings.Split(strings.TrimSuffix(stderr, "\n"), "\n") {
+					var obj map[string]any
+					if err := json.Unmarshal([]byte(line), &obj); err != nil {
+						t.Errorf("stderr line %d is not a JSON object: %q", i+1, line)
+					} else if obj["level"] == "ERROR" && obj["stage"] != "config" && obj["run_id"] == nil {
+						t.Errorf("the failure's log line has no run_id: %q", line)
+					}
+				}
 			}
 			if strings.Contains(stderr, "hunter2") {
 				t.Error("stderr shows the password")
@@ -124,6 +147,9 @@ func TestRunCommand(t *testing.T) {
 // advisory lock; while another session holds it, the command exits 3.
 func TestRunCommandPostgresLock(t *testing.T) {
 	url := pgtest.NewDatabase(t)
+	if err := postgres.Migrate(context.Background(), pgtest.Open(t, url).DB); err != nil {
+		t.Fatal(err) // the runs table: the run is recorded there
+	}
 	t.Setenv("DATABASE_URL", url)
 	config, out := sampleRunConfig(t, func(m map[string]any) { m["lock"] = map[string]any{"mode": "postgres"} })
 	abs, _ := filepath.Abs(out)
@@ -188,7 +214,7 @@ func TestLoggerFormat(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.format, func(t *testing.T) {
 			var buf bytes.Buffer // not a terminal
-			log, err := newLogger(&buf, tt.format)
+			log, _, err := newLogger(&buf, tt.format)
 			if err != nil {
 				t.Fatal(err)
 			}
