@@ -100,7 +100,7 @@ func (rd *Reader) Read(l *claims.Line) error {
 	l.Raw = [claims.NumFields]string{}
 	l.Source = claims.Source{File: rd.name, Row: rd.row}
 	switch {
-	case errors.Is(err, ErrBareQuote), errors.Is(err, ErrQuote):
+	case errors.Is(err, ErrBareQuote), errors.Is(err, ErrQuote), errors.Is(err, ErrLongRecord):
 		l.Plain = false
 		l.Invalid = &claims.FieldError{Field: "row", Reason: "malformed CSV: " + err.Error()}
 		l.BilledOK = false
@@ -110,7 +110,7 @@ func (rd *Reader) Read(l *claims.Line) error {
 		return fmt.Errorf("%s: record %d: %w", rd.name, rd.row, err)
 	}
 	rd.fill(l, rec)
-	l.Plain = !rd.sc.quoted
+	l.Plain = rd.sc.plain
 	if len(rec) != rd.width {
 		l.Invalid = &claims.FieldError{Field: "row", Reason: "has " + strconv.Itoa(len(rec)) + " fields but the header has " + strconv.Itoa(rd.width)}
 		l.BilledOK = false

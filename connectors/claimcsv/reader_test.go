@@ -242,3 +242,76 @@ func TestReadArena(t *testing.T) {
 		}
 	}
 }
+
+// A carriage return inside an unquoted input field is written back quoted,
+// so a standard CSV reader reads the row as one record with the same value.
+func TestCarriageReturnInFieldRoundTrips(t *testing.T) {
+	in := "claim_id,line_number,vendor_id,member_id,cpt_code,service_date,billed_amount\nC1,1,V001,M12\r34,27447,2024-05-15,100.00\n"
+	lines, err := readAll(t, in, nil)
+	if err != nil || len(lines) != 1 {
+		t.Fatalf("read %d lines, %v", len(lines), err)
+	}
+	var it claims.Item
+	it.Line = lines[0]
+	it.Result.Code, it.Result.Message = claims.NoContract, "no contract"
+	out := string(AppendException(nil, &it, claims.NoContract))
+	r := csv.NewReader(strings.NewReader(out))
+	recs, err := r.ReadAll()
+	if err != nil || len(recs) != 1 {
+		t.Fatalf("encoding/csv reads %d records from %q: %v", len(recs), out, err)
+	}
+	if !slicesContain(recs[0], "M12\r34") {
+		t.Errorf("the member value did not survive: %q", recs[0])
+	}
+	// encoding/csv keeps a bare \r, but many readers (Python's csv, DuckDB,
+	// spreadsheets) end the row there: the field must be quoted.
+	if !strings.Contains(out, `,"M12`+"\r"+`34",`) {
+		t.Errorf("the field holding \\r is not quoted: %q", out)
+	}
+}
+
+func slicesContain(s []string, v string) bool {
+	for _, x := range s {
+		if x == v {
+			return true
+		}
+	}
+	return false
+}
+
+// A record over MaxRecord is an invalid row, not the end of the file: the
+// records before and after it are read.
+func TestLongRecordIsAnInvalidRow(t *testing.T) {
+	good := "C1,1,V1,M1,N1,99213,,,,11,2024-01-02,,100.5,\n"
+	long := "C2,1,V1," + strings.Repeat("x", MaxRecord+10) + ",N1,99213,,,,11,2024-01-02,,1,\n"
+	longQuoted := "C3,1,V1,\"" + strings.Repeat("y\n", MaxRecord/2+10) + "\",N1,99213,,,,11,2024-01-02,,1,\n"
+	// A quoted field that runs on past the limit is cut there: reading goes
+	// on at the next line, whose rows are then what they look like (here
+	// each "y" is a row with too few fields), so only the one-line case
+	// finds its way back to the next good record at once.
+	for name, bad := range map[string]string{"one line": long, "quoted over many lines": longQuoted} {
+		t.Run(name, func(t *testing.T) {
+			lines, err := readAll(t, header+good+bad+strings.Replace(good, "C1", "C9", 1), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(lines) < 3 {
+				t.Fatalf("read %d lines, want the good ones around the long record", len(lines))
+			}
+			if lines[0].Invalid != nil {
+				t.Errorf("the record before the long one: %+v", lines[0].Invalid)
+			}
+			if last := lines[len(lines)-1]; name == "one line" && (len(lines) != 3 || last.Invalid != nil || last.ClaimID != "C9") {
+				t.Errorf("after the long record: %d lines, last %+v", len(lines), last)
+			}
+			for _, l := range lines {
+				if l.Invalid != nil && l.Invalid.Field == "" {
+					t.Errorf("row %d invalid without a field", l.Source.Row)
+				}
+			}
+			if inv := lines[1].Invalid; inv == nil || !strings.Contains(inv.Reason, "longer than 1 MiB") || lines[1].Source.Row != 2 {
+				t.Errorf("the long record: %+v at row %d", inv, lines[1].Source.Row)
+			}
+		})
+	}
+}

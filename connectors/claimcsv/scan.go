@@ -12,11 +12,14 @@ import (
 var (
 	ErrBareQuote  = errors.New(`bare " in non-quoted field`)
 	ErrQuote      = errors.New(`extraneous or missing " in quoted field`)
-	errLongRecord = errors.New("record longer than 1 MiB")
+	// ErrLongRecord is a record longer than MaxRecord: it is skipped (to
+	// the end of its line) and reported, and reading goes on.
+	ErrLongRecord = errors.New("record longer than 1 MiB")
 )
 
-// maxRecord bounds one record, so a runaway quoted field cannot eat memory.
-const maxRecord = 1 << 20
+// MaxRecord bounds one record, so a runaway quoted field cannot eat
+// memory: a longer record is an invalid row.
+const MaxRecord = 1 << 20
 
 // scanner splits RFC 4180 CSV into records like encoding/csv (blank lines
 // skipped, \r\n read as \n, no lazy quotes), but keeps each record in one
@@ -25,8 +28,9 @@ const maxRecord = 1 << 20
 // are split with a single pass over the bytes.
 type scanner struct {
 	br *bufio.Reader
-	// quoted says whether the last record read had a quote in it.
-	quoted bool
+	// plain says whether the last record read had neither a quote nor a
+	// carriage return in it: its fields can be written back as they are.
+	plain bool
 	line   []byte // the record being assembled when it spans buffers or lines
 	fields []string
 	ends   []int
@@ -73,11 +77,15 @@ func (s *scanner) readLine() ([]byte, error) {
 	if errors.Is(err, bufio.ErrBufferFull) {
 		s.line = append(s.line[:0], line...)
 		for errors.Is(err, bufio.ErrBufferFull) {
-			if len(s.line) > maxRecord {
-				return nil, errLongRecord
+			if len(s.line) > MaxRecord {
+				return nil, s.skipLine()
 			}
 			line, err = s.br.ReadSlice('\n')
 			s.line = append(s.line, line...)
+		}
+		if len(s.line) > MaxRecord {
+			s.line = s.line[:0]
+			return nil, ErrLongRecord
 		}
 		line = s.line
 	}
@@ -97,6 +105,22 @@ func (s *scanner) readLine() ([]byte, error) {
 	return line, err
 }
 
+// skipLine discards the rest of an overlong line and returns
+// ErrLongRecord, or the error that ended the input first.
+func (s *scanner) skipLine() error {
+	s.line = s.line[:0]
+	for {
+		_, err := s.br.ReadSlice('\n')
+		switch {
+		case errors.Is(err, bufio.ErrBufferFull):
+			continue
+		case err == nil, errors.Is(err, io.EOF):
+			return ErrLongRecord
+		}
+		return err
+	}
+}
+
 // read returns the fields of the next record. A malformed record comes
 // back with its fields so far and an error of ErrBareQuote or ErrQuote;
 // the next call continues after it. io.EOF ends the input.
@@ -112,8 +136,9 @@ func (s *scanner) read() ([]string, error) {
 			break
 		}
 	}
-	s.quoted = bytes.IndexByte(line, '"') >= 0
-	if !s.quoted {
+	quoted := bytes.IndexByte(line, '"') >= 0
+	s.plain = !quoted && bytes.IndexByte(line, '\r') < 0
+	if !quoted {
 		rec := s.text(line)
 		s.fields = s.fields[:0]
 		for {
@@ -194,8 +219,8 @@ fields:
 			default: // the field runs on to the next line
 				s.out = append(s.out, cur...)
 				s.out = append(s.out, '\n')
-				if len(s.out) > maxRecord {
-					return nil, errLongRecord
+				if len(s.out) > MaxRecord {
+					return nil, s.skipLine()
 				}
 				next, err := s.readLine()
 				if err != nil {
