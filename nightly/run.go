@@ -39,8 +39,9 @@ type Options struct {
 	// durations, stages and file names are logged, never claim content,
 	// amounts or secrets.
 	Logger *slog.Logger
-	// Progress, when set, is called with the lines written so far.
-	Progress func(lines int64)
+	// Progress, when set, is called as the repricing goes (see
+	// pipeline.Config.Progress).
+	Progress func(pipeline.Progress)
 	// Now is the clock (default time.Now).
 	Now func() time.Time
 	// Getenv reads the environment (default os.Getenv).

@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync/atomic"
 
 	"github.com/repricer/repricer/claims"
 	"github.com/repricer/repricer/connectors/claimcsv"
@@ -91,6 +92,10 @@ type input struct {
 	path    string // where to read it (a spool file for standard input)
 	spool   bool
 	parquet bool // read as Parquet (by its name, or its content on stdin)
+	// For progress: weight is the file's size; progress counts what has
+	// been read of units, its bytes (CSV) or rows (Parquet).
+	weight          int64
+	progress, units atomic.Int64
 	hash    string
 	size    int64
 	lines   int64
@@ -99,6 +104,32 @@ type input struct {
 type inputSet struct {
 	inputs  []*input
 	mapping map[string]string
+	// cur is the index of the input being read, for progress.
+	cur atomic.Int64
+}
+
+// fraction is the share of the inputs read so far, weighing each input by
+// its size: a CSV file by the bytes read, a Parquet file by the rows read
+// of those its footer counts. It may be called from any goroutine.
+func (s *inputSet) fraction() float64 {
+	var total, done float64
+	cur := int(s.cur.Load())
+	for i, in := range s.inputs {
+		w := float64(max(in.weight, 1))
+		total += w
+		switch {
+		case i < cur:
+			done += w
+		case i == cur:
+			if u := in.units.Load(); u > 0 {
+				done += w * min(1, float64(in.progress.Load())/float64(u))
+			}
+		}
+	}
+	if total == 0 {
+		return -1
+	}
+	return done / total
 }
 
 // checkInputs checks every claim file up front, so that a missing file, a
@@ -192,6 +223,9 @@ func openInputs(ctx context.Context, names []string, stdin io.Reader, mapping ma
 			}
 			in.spool = true
 		}
+		if fi, err := os.Stat(in.path); err == nil {
+			in.weight = fi.Size()
+		}
 		s.inputs = append(s.inputs, in)
 	}
 	return s, nil
@@ -226,17 +260,21 @@ func spool(ctx context.Context, r io.Reader, path string) (string, bool, error) 
 func (s *inputSet) rewind() {
 	for _, in := range s.inputs {
 		in.lines, in.hash, in.size = 0, "", 0
+		in.progress.Store(0)
 	}
+	s.cur.Store(0)
 }
 
 // each opens the inputs in order and hands each one's reader to fn,
 // hashing the bytes as they are read.
 func (s *inputSet) each(ctx context.Context, fn func(LineReader) error) error {
-	for _, in := range s.inputs {
+	for i, in := range s.inputs {
+		s.cur.Store(int64(i))
 		if err := s.readOne(ctx, in, fn); err != nil {
 			return err
 		}
 	}
+	s.cur.Store(int64(len(s.inputs)))
 	return nil
 }
 
@@ -259,7 +297,10 @@ func (s *inputSet) readOne(ctx context.Context, in *input, fn func(LineReader) e
 		return fmt.Errorf("claim file: %w", err)
 	}
 	defer f.Close()
-	h := &hashingReader{r: f, h: sha256.New()}
+	h := &hashingReader{r: f, h: sha256.New(), progress: &in.progress}
+	if fi, err := f.Stat(); err == nil {
+		in.units.Store(fi.Size())
+	}
 	cr, err := claimcsv.NewReader(&ctxReader{ctx: ctx, r: h}, in.name, s.mapping)
 	if err != nil {
 		return err
@@ -316,7 +357,10 @@ func (s *inputSet) readParquet(ctx context.Context, in *input, fn func(LineReade
 	if err != nil {
 		return abort(err)
 	}
-	ferr := fn(newCountingReader(pr, &in.lines))
+	in.units.Store(pr.NumRows())
+	counted := newCountingReader(pr, &in.lines)
+	counted.progress = &in.progress
+	ferr := fn(counted)
 	if cerr := pr.Close(); ferr == nil {
 		ferr = cerr
 	}
@@ -350,15 +394,17 @@ func (s *inputSet) Close() error {
 }
 
 type hashingReader struct {
-	r io.Reader
-	h hash.Hash
-	n int64
+	r        io.Reader
+	h        hash.Hash
+	n        int64
+	progress *atomic.Int64 // bytes read, for progress
 }
 
 func (r *hashingReader) Read(p []byte) (int, error) {
 	n, err := r.r.Read(p)
 	r.h.Write(p[:n])
 	r.n += int64(n)
+	r.progress.Store(r.n)
 	return n, err
 }
 
@@ -379,6 +425,8 @@ type countingReader struct {
 	r  LineReader
 	ar ArenaReader // r, when it is one
 	n  *int64
+	// progress, when set, follows n for other goroutines.
+	progress *atomic.Int64
 }
 
 func newCountingReader(r LineReader, n *int64) *countingReader {
@@ -389,9 +437,16 @@ func newCountingReader(r LineReader, n *int64) *countingReader {
 func (c *countingReader) Read(l *claims.Line) error {
 	err := c.r.Read(l)
 	if err == nil {
-		*c.n++
+		c.count()
 	}
 	return err
+}
+
+func (c *countingReader) count() {
+	*c.n++
+	if c.progress != nil && *c.n%256 == 0 {
+		c.progress.Store(*c.n)
+	}
 }
 
 // ReadArena is the reader's ReadArena, or its Read when it has none.
@@ -401,7 +456,7 @@ func (c *countingReader) ReadArena(l *claims.Line, arena []byte) ([]byte, error)
 	}
 	arena, err := c.ar.ReadArena(l, arena)
 	if err == nil {
-		*c.n++
+		c.count()
 	}
 	return arena, err
 }

@@ -57,13 +57,23 @@ type Config struct {
 	ReferenceSource string
 	// SystemDefaultRate is reported in the summary settings.
 	SystemDefaultRate string
-	// Progress, when set, is called from the writer with the lines written.
-	Progress func(lines int64)
+	// Progress, when set, is called from the writer after each batch it
+	// writes.
+	Progress func(Progress)
 	// Supersedes names more files (path.Match patterns) that an earlier run
 	// may have left in OutDir and that publishing this run removes, beyond
 	// OutputPatterns: for example the adjustment report a caller writes
 	// after some runs and not others.
 	Supersedes []string
+}
+
+// Progress is how far a run has got, for a progress display.
+type Progress struct {
+	// Lines written so far (priced lines and exceptions).
+	Lines int64
+	// Fraction of the input read so far, 0 to 1, by size (CSV bytes,
+	// Parquet rows by the footers' counts); -1 when it is unknown (Stream).
+	Fraction float64
 }
 
 // errUngrouped stops the streaming pass when a claim's lines are not
@@ -234,7 +244,7 @@ type StreamConfig struct {
 	BatchSize         int
 	ReferenceSource   string
 	SystemDefaultRate string
-	Progress          func(lines int64)
+	Progress          func(Progress)
 }
 
 // Stream prices every line of the sources into the writer and checks the
@@ -668,9 +678,7 @@ func (r *run) writeBatch(ctx context.Context, w ResultWriter, b *batch) error {
 	b.encoded = false
 	r.tally.merge(b.tally)
 	r.writeDur += time.Since(t)
-	if r.cfg.Progress != nil {
-		r.cfg.Progress(r.tally.counts.InputLines)
-	}
+	r.progress()
 	return nil
 }
 
@@ -683,10 +691,20 @@ func (r *run) write(ctx context.Context, w ResultWriter, items []claims.Item) er
 		r.tally.add(&items[i])
 	}
 	r.writeDur += time.Since(t)
-	if r.cfg.Progress != nil {
-		r.cfg.Progress(r.tally.counts.InputLines)
-	}
+	r.progress()
 	return nil
+}
+
+// progress reports how far the run has got, when it is asked to.
+func (r *run) progress() {
+	if r.cfg.Progress == nil {
+		return
+	}
+	p := Progress{Lines: r.tally.counts.InputLines, Fraction: -1}
+	if in, ok := r.inputs.(*inputSet); ok {
+		p.Fraction = in.fraction()
+	}
+	r.cfg.Progress(p)
 }
 
 func (r *run) addPriceTime(d time.Duration) {

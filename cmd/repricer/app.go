@@ -183,7 +183,7 @@ func reprice(ctx context.Context, c *cli.Context, stdout, stderr io.Writer) erro
 	quiet := c.Bool("quiet")
 	var p *progress
 	if !quiet && isTerminal(stderr) {
-		p = newProgress(stderr, 0, time.Now)
+		p = newProgress(stderr, time.Now)
 		cfg.Progress = p.update
 	}
 	started := time.Now()

@@ -6,7 +6,10 @@ import (
 	"log/slog"
 	"os"
 	"strings"
+	"sync"
 	"time"
+
+	"github.com/repricer/repricer/pipeline"
 )
 
 // envLogFormat overrides how logs are written: json or text.
@@ -28,20 +31,21 @@ func isTerminal(w io.Writer) bool {
 }
 
 // newLogger returns the run's logger on w: JSON lines when w is not a
-// terminal (schedulers and log collectors), text when it is, unless format
+// terminal (schedulers and log collectors), text when it is (terminal),
+// unless format
 // ("json" or "text", else $REPRICER_LOG_FORMAT) says otherwise. Callers log
 // stages, counts and durations only: never member ids, amounts, tokens or
 // connection passwords.
 //
 // json reports whether the logs are JSON lines: then nothing else may be
 // written to w (no progress line, no plain-text error).
-func newLogger(w io.Writer, format string) (log *slog.Logger, json bool, err error) {
+func newLogger(w io.Writer, format string, terminal bool) (log *slog.Logger, json bool, err error) {
 	if format == "" {
 		format = os.Getenv(envLogFormat)
 	}
 	switch strings.ToLower(format) {
 	case "":
-		if isTerminal(w) {
+		if terminal {
 			return slog.New(slog.NewTextHandler(w, nil)), false, nil
 		}
 		return slog.New(slog.NewJSONHandler(w, nil)), true, nil
@@ -53,53 +57,99 @@ func newLogger(w io.Writer, format string) (log *slog.Logger, json bool, err err
 	return nil, false, usagef("log format %q: use json or text", format)
 }
 
-// progress prints one self-overwriting progress line for long runs on a
-// terminal: lines so far and lines per second, and the ETA when the total
-// is known. It is called from one goroutine (the pipeline's writer).
+// progress prints one self-overwriting progress line on a terminal: the
+// stage, its count so far, its rate, and the share done with an ETA when
+// the total is known. Rates count from the stage's first report, so that
+// loading the schedule does not dilute the pricing rate. Log lines written
+// through logWriter clear the progress line first, so that they start on
+// a line of their own. Safe for concurrent use.
 type progress struct {
+	mu    sync.Mutex
 	w     io.Writer
-	total int64 // 0: unknown
 	now   func() time.Time
-	start time.Time
-	last  time.Time
 	every time.Duration
-	shown bool
+	// The stage being shown and where it stood at its first report.
+	stage       string
+	start, last time.Time
+	count0      int64
+	fraction0   float64
+	open        bool // a progress line is on the screen
+	shownOnce   bool
 }
 
-func newProgress(w io.Writer, total int64, now func() time.Time) *progress {
-	t := now()
-	return &progress{w: w, total: total, now: now, start: t, last: t, every: 250 * time.Millisecond}
+func newProgress(w io.Writer, now func() time.Time) *progress {
+	return &progress{w: w, now: now, every: 250 * time.Millisecond}
 }
 
-// update is a pipeline.Config.Progress function.
-func (p *progress) update(lines int64) {
+// report shows count units of stage ("load": rates, "reprice": lines) and
+// the fraction done (-1: unknown), at most once per interval.
+func (p *progress) report(stage string, count int64, fraction float64) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
 	t := p.now()
+	if stage != p.stage {
+		p.stage, p.start, p.count0, p.fraction0 = stage, t, count, fraction
+		p.last = t
+		return
+	}
 	if t.Sub(p.last) < p.every {
 		return
 	}
 	p.last = t
-	p.shown = true
-	fmt.Fprint(p.w, "\r"+progressLine(lines, p.total, t.Sub(p.start))+"\x1b[K")
+	p.open, p.shownOnce = true, true
+	fmt.Fprint(p.w, "\r"+progressLine(stage, count-p.count0, fraction, p.fraction0, t.Sub(p.start))+"\x1b[K")
 }
 
-// done ends the progress line.
-func (p *progress) done() {
-	if p.shown {
-		fmt.Fprintln(p.w)
+// update is a pipeline.Config.Progress function.
+func (p *progress) update(pp pipeline.Progress) { p.report("reprice", pp.Lines, pp.Fraction) }
+
+// clear removes the progress line from the screen (the next report draws
+// it again). Callers hold p.mu.
+func (p *progress) clear() {
+	if p.open {
+		fmt.Fprint(p.w, "\r\x1b[K")
+		p.open = false
 	}
 }
 
-// progressLine formats "1,234,567 lines, 250,000 lines/s[, 42% ETA 12s]".
-func progressLine(lines, total int64, elapsed time.Duration) string {
+// done ends the progress display, leaving the cursor at the start of an
+// empty line.
+func (p *progress) done() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.clear()
+}
+
+// logWriter is w for a logger that shares the terminal with p: every write
+// (one log line) first clears the progress line.
+func (p *progress) logWriter() io.Writer { return progressClearer{p} }
+
+type progressClearer struct{ p *progress }
+
+func (c progressClearer) Write(b []byte) (int, error) {
+	c.p.mu.Lock()
+	defer c.p.mu.Unlock()
+	c.p.clear()
+	return c.p.w.Write(b)
+}
+
+// progressLine formats "repricer: reprice 1,234,567 lines, 250,000
+// lines/s[, 42%, ETA 12s]"; count and elapsed are the stage's so far,
+// fraction0 the fraction done when the stage's clock started.
+func progressLine(stage string, count int64, fraction, fraction0 float64, elapsed time.Duration) string {
+	unit := "lines"
+	if stage == "load" {
+		unit = "rates"
+	}
 	rate := 0.0
 	if s := elapsed.Seconds(); s > 0 {
-		rate = float64(lines) / s
+		rate = float64(count) / s
 	}
-	out := fmt.Sprintf("repricer: %s lines, %s lines/s", thousands(lines), thousands(int64(rate)))
-	if total > 0 && lines <= total {
-		out += fmt.Sprintf(", %d%%", lines*100/total)
-		if rate > 0 {
-			eta := time.Duration(float64(total-lines) / rate * float64(time.Second)).Round(time.Second)
+	out := fmt.Sprintf("repricer: %s %s %s, %s %s/s", stage, thousands(count), unit, thousands(int64(rate)), unit)
+	if fraction >= 0 && fraction <= 1 {
+		out += fmt.Sprintf(", %d%%", int(fraction*100))
+		if d := fraction - fraction0; d > 0 && fraction < 1 {
+			eta := time.Duration(elapsed.Seconds() / d * (1 - fraction) * float64(time.Second)).Round(time.Second)
 			out += ", ETA " + eta.String()
 		}
 	}

@@ -52,9 +52,20 @@ func runNightly(c *cli.Context) error {
 		return usagef("--config is required")
 	}
 	stderr := c.App.ErrWriter
-	log, jsonLogs, err := newLogger(stderr, c.String("log-format"))
+	// A progress line only on a terminal, and never with JSON logs: then
+	// every log line first clears it.
+	var p *progress
+	logTo, terminal := stderr, isTerminal(stderr)
+	if terminal {
+		p = newProgress(stderr, time.Now)
+		logTo = p.logWriter()
+	}
+	log, jsonLogs, err := newLogger(logTo, c.String("log-format"), terminal)
 	if err != nil {
 		return err
+	}
+	if jsonLogs {
+		p = nil
 	}
 	// From here on every failure is one log line (JSON for a scheduler),
 	// not plain text: nightly.Run logs its own; this logs the rest.
@@ -64,9 +75,7 @@ func runNightly(c *cli.Context) error {
 		return &loggedError{err}
 	}
 	opts := nightly.Options{Date: c.String("date"), Logger: log, Getenv: os.Getenv}
-	var p *progress
-	if isTerminal(stderr) && !jsonLogs {
-		p = newProgress(stderr, 0, time.Now)
+	if p != nil {
 		opts.Progress = p.update
 	}
 	res, err := nightly.Run(c.Context, cfg, opts)
@@ -76,7 +85,7 @@ func runNightly(c *cli.Context) error {
 	if res == nil {
 		return &loggedError{err}
 	}
-	if isTerminal(stderr) && !jsonLogs {
+	if terminal && !jsonLogs {
 		fmt.Fprintf(stderr, "repricer: run %s complete: %d lines; outputs and %s in %s\n",
 			res.Manifest.RunID, res.Summary.Counts.InputLines, nightly.ManifestFile, res.OutDir)
 	}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -19,6 +20,7 @@ import (
 	"github.com/repricer/repricer/connectors/postgres/pgtest"
 	"github.com/repricer/repricer/internal/flock"
 	"github.com/repricer/repricer/nightly"
+	"github.com/repricer/repricer/pipeline"
 )
 
 // runRunCLI runs "repricer run ARGS" in-process (the command registered
@@ -175,33 +177,57 @@ func TestRunCommandPostgresLock(t *testing.T) {
 
 func TestProgressLine(t *testing.T) {
 	tests := []struct {
-		lines, total int64
-		elapsed      time.Duration
-		want         string
+		stage               string
+		count               int64
+		fraction, fraction0 float64
+		elapsed             time.Duration
+		want                string
 	}{
-		{0, 0, 0, "repricer: 0 lines, 0 lines/s"},
-		{1_500_000, 0, 2 * time.Second, "repricer: 1,500,000 lines, 750,000 lines/s"},
-		{250, 1000, time.Second, "repricer: 250 lines, 250 lines/s, 25%, ETA 3s"},
-		{2000, 1000, time.Second, "repricer: 2,000 lines, 2,000 lines/s"},
+		{"reprice", 0, -1, -1, 0, "repricer: reprice 0 lines, 0 lines/s"},
+		{"reprice", 1_500_000, -1, -1, 2 * time.Second, "repricer: reprice 1,500,000 lines, 750,000 lines/s"},
+		{"reprice", 250, 0.25, 0, time.Second, "repricer: reprice 250 lines, 250 lines/s, 25%, ETA 3s"},
+		// The ETA counts from the fraction done when the clock started.
+		{"reprice", 250, 0.5, 0.25, time.Second, "repricer: reprice 250 lines, 250 lines/s, 50%, ETA 2s"},
+		{"reprice", 2000, 1, 0, time.Second, "repricer: reprice 2,000 lines, 2,000 lines/s, 100%"},
+		{"load", 300_000, -1, -1, 3 * time.Second, "repricer: load 300,000 rates, 100,000 rates/s"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.want, func(t *testing.T) {
-			if got := progressLine(tt.lines, tt.total, tt.elapsed); got != tt.want {
+			if got := progressLine(tt.stage, tt.count, tt.fraction, tt.fraction0, tt.elapsed); got != tt.want {
 				t.Errorf("got %q", got)
 			}
 		})
 	}
-	// Throttled: one line per interval, ended by a newline.
+}
+
+// The progress display is throttled, measures each stage from its own
+// first report (a long load does not dilute the pricing rate), and a log
+// line written meanwhile starts on a clean line.
+func TestProgressDisplay(t *testing.T) {
 	var buf bytes.Buffer
 	now := time.Unix(0, 0)
-	p := newProgress(&buf, 0, func() time.Time { return now })
+	p := newProgress(&buf, func() time.Time { return now })
+	now = now.Add(20 * time.Second) // a long schedule load before the first report
 	for i := range 10 {
+		p.update(pipeline.Progress{Lines: int64(i) * 1000, Fraction: float64(i) / 10})
 		now = now.Add(100 * time.Millisecond)
-		p.update(int64(i))
 	}
+	if n := strings.Count(buf.String(), "\r"); n != 3 {
+		t.Errorf("%d progress lines, want 3 (one per 250 ms): %q", n, buf.String())
+	}
+	last := buf.String()[strings.LastIndex(buf.String(), "\r")+1:]
+	if !strings.Contains(last, "10,000 lines/s") || !strings.Contains(last, "%") || !strings.Contains(last, "ETA") {
+		t.Errorf("last progress line %q: want the stage's own rate (10,000 lines/s), a percentage and an ETA", last)
+	}
+	buf.Reset()
+	fmt.Fprint(p.logWriter(), "level=INFO msg=x\n")
+	if got := buf.String(); got != "\r\x1b[Klevel=INFO msg=x\n" {
+		t.Errorf("a log line after a progress line is written as %q, want it to clear the progress line first", got)
+	}
+	buf.Reset()
 	p.done()
-	if n := strings.Count(buf.String(), "\r"); n != 3 || !strings.HasSuffix(buf.String(), "\n") {
-		t.Errorf("%d progress lines: %q", n, buf.String())
+	if buf.Len() != 0 {
+		t.Errorf("done after a log line wrote %q", buf.String())
 	}
 }
 
@@ -214,7 +240,7 @@ func TestLoggerFormat(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.format, func(t *testing.T) {
 			var buf bytes.Buffer // not a terminal
-			log, _, err := newLogger(&buf, tt.format)
+			log, _, err := newLogger(&buf, tt.format, false)
 			if err != nil {
 				t.Fatal(err)
 			}

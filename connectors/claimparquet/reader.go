@@ -111,7 +111,12 @@ type Reader struct {
 	arena, view bool
 	// borrowed: rr belongs to the caller (NewRecordReader), not released here.
 	borrowed bool
+	rows     int64 // in the file, from its footer; -1 when unknown
 }
+
+// NumRows is the number of rows the file holds by its footer, or -1 when
+// the reader does not know (NewRecordReader).
+func (rd *Reader) NumRows() int64 { return rd.rows }
 
 // NewReader opens the Parquet file f (an *os.File, a *bytes.Reader, …)
 // and checks its schema. name is the file name reported in errors and in
@@ -213,6 +218,7 @@ func newReader(ctx context.Context, f parquet.ReaderAtSeeker, name string, mappi
 			return nil, &SchemaError{File: name, Column: col, Reason: "required column is missing"}
 		}
 	}
+	rd.rows = pf.NumRows()
 	if pf.NumRows() == 0 {
 		rd.err = io.EOF
 		return rd, nil
@@ -258,7 +264,7 @@ func NewRecordReader(ctx context.Context, rr array.RecordReader, name string, ma
 		}
 		want[strings.ToLower(strings.TrimSpace(n))] = claims.Field(f)
 	}
-	rd := &Reader{ctx: ctx, name: name, rr: rr, borrowed: true}
+	rd := &Reader{ctx: ctx, name: name, rr: rr, borrowed: true, rows: -1}
 	var found [claims.NumFields]bool
 	for i, af := range rr.Schema().Fields() {
 		f, ok := want[strings.ToLower(strings.TrimSpace(af.Name))]
