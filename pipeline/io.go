@@ -163,33 +163,34 @@ func checkInputs(names []string) error {
 // parquetMagic starts and ends every Parquet file.
 const parquetMagic = "PAR1"
 
+// FileTypeError is a claim file whose content is not the format its name
+// says (a Parquet file named .csv, a CSV file named .parquet). Like any
+// unreadable input it fails the run (exit status 1), before any work.
+type FileTypeError struct {
+	File   string
+	Reason string
+}
+
+func (e *FileTypeError) Error() string { return "claim file " + e.File + " " + e.Reason }
+
 // checkContent compares what a claim file holds with what its name says:
-// a Parquet file begins and ends with PAR1, and a CSV file does not begin
-// with it.
+// a Parquet file begins with PAR1, and a CSV file does not.
 func checkContent(name string, wantParquet bool) error {
 	f, err := os.Open(name)
 	if err != nil {
 		return &UsageError{Err: fmt.Errorf("claim file: %w", err)}
 	}
 	defer f.Close()
-	var head, tail [len(parquetMagic)]byte
+	var head [len(parquetMagic)]byte
 	n, _ := io.ReadFull(f, head[:])
-	fi, err := f.Stat()
-	if err != nil {
-		return &UsageError{Err: fmt.Errorf("claim file: %w", err)}
-	}
 	startsParquet := n == len(head) && string(head[:]) == parquetMagic
 	switch {
-	case wantParquet && fi.Size() == 0:
-		return &UsageError{Err: fmt.Errorf("claim file %s is empty, not a Parquet file", name)}
+	case wantParquet && n == 0:
+		return &FileTypeError{File: name, Reason: "is empty, not a Parquet file"}
 	case wantParquet && !startsParquet:
-		return &UsageError{Err: fmt.Errorf("claim file %s is not a Parquet file (it does not start with %q): %s; a CSV file must be named .csv", name, parquetMagic, describeStart(head[:n]))}
-	case wantParquet:
-		if _, err := f.ReadAt(tail[:], fi.Size()-int64(len(tail))); err != nil || string(tail[:]) != parquetMagic {
-			return &UsageError{Err: fmt.Errorf("claim file %s is not a complete Parquet file: it does not end with %q (truncated?)", name, parquetMagic)}
-		}
-	case startsParquet:
-		return &UsageError{Err: fmt.Errorf("claim file %s is a Parquet file (it starts with %q), not CSV: name it .parquet", name, parquetMagic)}
+		return &FileTypeError{File: name, Reason: fmt.Sprintf("is not a Parquet file (it does not start with %q): %s; a CSV file must be named .csv", parquetMagic, describeStart(head[:n]))}
+	case !wantParquet && startsParquet:
+		return &FileTypeError{File: name, Reason: fmt.Sprintf("is a Parquet file (it starts with %q), not CSV: name it .parquet", parquetMagic)}
 	}
 	return nil
 }
