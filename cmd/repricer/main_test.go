@@ -17,7 +17,18 @@ import (
 	"github.com/repricer/repricer/connectors/postgres/pgtest"
 )
 
-func TestMain(m *testing.M) { pgtest.Main(m) }
+// envAsMain makes the test binary run as the repricer command itself (its
+// main, with os.Args after the flag), so that tests can kill, signal and
+// pipe a real process.
+const envAsMain = "REPRICER_TEST_AS_MAIN"
+
+func TestMain(m *testing.M) {
+	if os.Getenv(envAsMain) == "1" {
+		os.Args = append([]string{"repricer"}, os.Args[2:]...) // drop the test binary's "-test.run=^$"
+		main()
+	}
+	pgtest.Main(m)
+}
 
 const (
 	sampleContracts = "../../testdata/sample/contracts"
