@@ -42,6 +42,9 @@ type Options struct {
 	// Progress, when set, is called as the repricing goes (see
 	// pipeline.Config.Progress).
 	Progress func(pipeline.Progress)
+	// OnStage, when set, is called as the run enters each stage ("lock",
+	// "load", "reprice", "report", "manifest", "ledger").
+	OnStage func(stage string)
 	// Now is the clock (default time.Now).
 	Now func() time.Time
 	// Getenv reads the environment (default os.Getenv).
@@ -93,6 +96,12 @@ func Run(ctx context.Context, cfg *Config, opts Options) (res *Result, err error
 	log = log.With("run_id", runID, "job", cfg.Name)
 	// stage names what the run was doing, for the failure's log line.
 	stage := "plan"
+	enter := func(s string) {
+		stage = s
+		if opts.OnStage != nil {
+			opts.OnStage(s)
+		}
+	}
 	defer func() {
 		var nr *adjust.NotRecordedError
 		if err == nil || errors.As(err, &nr) {
@@ -135,7 +144,7 @@ func Run(ctx context.Context, cfg *Config, opts Options) (res *Result, err error
 	}
 
 	// The lock: everything below runs alone for this output folder.
-	stage = "lock"
+	enter("lock")
 	t := now()
 	unlock := func() error { return nil }
 	switch plan.LockMode {
@@ -160,7 +169,7 @@ func Run(ctx context.Context, cfg *Config, opts Options) (res *Result, err error
 		return nil, err
 	}
 
-	stage = "load"
+	enter("load")
 	t = now()
 	// Validating and indexing a large schedule takes seconds without looking
 	// at ctx: a stop request must not wait for it.
@@ -183,9 +192,10 @@ func Run(ctx context.Context, cfg *Config, opts Options) (res *Result, err error
 	log.Info("schedule loaded", "stage", "load", "contracts", len(v.Contracts), "rejected_contracts", len(v.Rejected),
 		"rates", len(v.Rates), "schedule_issues", len(v.Issues), "duration_ms", now().Sub(t).Milliseconds())
 
-	stage = "reprice"
 	if cfg.BC.Enabled {
-		stage = "reprice+bc_sync"
+		enter("reprice+bc_sync")
+	} else {
+		enter("reprice")
 	}
 	var syncSum *SyncSummary
 	g, gctx := errgroup.WithContext(ctx)
@@ -247,7 +257,7 @@ func Run(ctx context.Context, cfg *Config, opts Options) (res *Result, err error
 
 	files := []string{"priced." + cfg.Format, "exceptions." + cfg.Format, pipeline.ScheduleIssuesFile, pipeline.SummaryFile}
 	if !cfg.Report.Disabled {
-		stage = "report"
+		enter("report")
 		t = now()
 		var examples []report.ExceptionExample
 		if cfg.Format == "csv" {
@@ -262,7 +272,7 @@ func Run(ctx context.Context, cfg *Config, opts Options) (res *Result, err error
 		log.Info("stage finished", "stage", "report", "examples", len(examples), "duration_ms", now().Sub(t).Milliseconds())
 	}
 
-	stage = "manifest"
+	enter("manifest")
 	t = now()
 	m := &Manifest{
 		Version: ManifestVersion, RunID: runID, Job: cfg.Name, RunDate: plan.Date,
@@ -293,7 +303,7 @@ func Run(ctx context.Context, cfg *Config, opts Options) (res *Result, err error
 	if ledger == "" {
 		ledger = filepath.Join(filepath.Dir(plan.OutDir), "repricer-ledger.jsonl")
 	}
-	stage = "ledger"
+	enter("ledger")
 	rec := adjust.NewRunRecord(runID, plan.OutDir, sum, start, now())
 	var notRecorded error
 	if err := adjust.RecordRun(ctx, ledger, plan.DBTimeout, rec); err != nil {

@@ -139,6 +139,13 @@ func reprice(ctx context.Context, c *cli.Context, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
+	quiet := c.Bool("quiet")
+	var p *progress
+	if !quiet && isTerminal(stderr) {
+		p = newProgress(stderr, time.Now)
+		defer p.done()
+		p.tick("load", nil)
+	}
 	// Validating and indexing a large schedule takes seconds without looking
 	// at ctx: a stop request must not wait for it.
 	type loaded struct {
@@ -180,10 +187,7 @@ func reprice(ctx context.Context, c *cli.Context, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
-	quiet := c.Bool("quiet")
-	var p *progress
-	if !quiet && isTerminal(stderr) {
-		p = newProgress(stderr, time.Now)
+	if p != nil {
 		cfg.Progress = p.update
 	}
 	started := time.Now()

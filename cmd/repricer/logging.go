@@ -73,19 +73,64 @@ type progress struct {
 	start, last time.Time
 	count0      int64
 	fraction0   float64
-	open        bool // a progress line is on the screen
-	shownOnce   bool
+	open        bool          // a progress line is on the screen
+	stopTick    chan struct{} // ends the ticker of a stage that reports no counts
 }
 
 func newProgress(w io.Writer, now func() time.Time) *progress {
 	return &progress{w: w, now: now, every: 250 * time.Millisecond}
 }
 
-// report shows count units of stage ("load": rates, "reprice": lines) and
-// the fraction done (-1: unknown), at most once per interval.
+// tick shows stage with its elapsed time (and count(), when count is not
+// nil) once per interval until another stage reports or done is called:
+// for work that reports nothing itself, such as loading a schedule.
+func (p *progress) tick(stage string, count func() int64) {
+	p.mu.Lock()
+	p.stopTicking()
+	p.stage, p.start, p.last, p.count0, p.fraction0 = stage, p.now(), p.now(), 0, -1
+	stop := make(chan struct{})
+	p.stopTick = stop
+	p.mu.Unlock()
+	go func() {
+		t := time.NewTicker(p.every)
+		defer t.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-t.C:
+				n := int64(-1)
+				if count != nil {
+					n = count()
+				}
+				p.mu.Lock()
+				p.draw(stage, n, -1)
+				p.mu.Unlock()
+			}
+		}
+	}()
+}
+
+// stopTicking ends the ticker, if any. Callers hold p.mu.
+func (p *progress) stopTicking() {
+	if p.stopTick != nil {
+		close(p.stopTick)
+		p.stopTick = nil
+	}
+}
+
+// report shows count units of stage ("load": rates, "reprice": lines;
+// -1: not counted) and the fraction done (-1: unknown), at most once per
+// interval.
 func (p *progress) report(stage string, count int64, fraction float64) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	p.stopTicking() // the stage reports for itself now
+	p.draw(stage, count, fraction)
+}
+
+// draw is report without stopping a ticker. Callers hold p.mu.
+func (p *progress) draw(stage string, count int64, fraction float64) {
 	t := p.now()
 	if stage != p.stage {
 		p.stage, p.start, p.count0, p.fraction0 = stage, t, count, fraction
@@ -96,8 +141,11 @@ func (p *progress) report(stage string, count int64, fraction float64) {
 		return
 	}
 	p.last = t
-	p.open, p.shownOnce = true, true
-	fmt.Fprint(p.w, "\r"+progressLine(stage, count-p.count0, fraction, p.fraction0, t.Sub(p.start))+"\x1b[K")
+	p.open = true
+	if count >= 0 {
+		count -= p.count0
+	}
+	fmt.Fprint(p.w, "\r"+progressLine(stage, count, fraction, p.fraction0, t.Sub(p.start))+"\x1b[K")
 }
 
 // update is a pipeline.Config.Progress function.
@@ -117,6 +165,7 @@ func (p *progress) clear() {
 func (p *progress) done() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	p.stopTicking()
 	p.clear()
 }
 
@@ -140,6 +189,9 @@ func progressLine(stage string, count int64, fraction, fraction0 float64, elapse
 	unit := "lines"
 	if stage == "load" {
 		unit = "rates"
+	}
+	if count < 0 {
+		return fmt.Sprintf("repricer: %s, %s", stage, elapsed.Round(time.Second))
 	}
 	rate := 0.0
 	if s := elapsed.Seconds(); s > 0 {

@@ -77,6 +77,11 @@ func runNightly(c *cli.Context) error {
 	opts := nightly.Options{Date: c.String("date"), Logger: log, Getenv: os.Getenv}
 	if p != nil {
 		opts.Progress = p.update
+		opts.OnStage = func(stage string) {
+			if stage == "load" {
+				p.tick("load", nil) // until the first priced lines report
+			}
+		}
 	}
 	res, err := nightly.Run(c.Context, cfg, opts)
 	if p != nil {

@@ -190,6 +190,7 @@ func TestProgressLine(t *testing.T) {
 		{"reprice", 250, 0.5, 0.25, time.Second, "repricer: reprice 250 lines, 250 lines/s, 50%, ETA 2s"},
 		{"reprice", 2000, 1, 0, time.Second, "repricer: reprice 2,000 lines, 2,000 lines/s, 100%"},
 		{"load", 300_000, -1, -1, 3 * time.Second, "repricer: load 300,000 rates, 100,000 rates/s"},
+		{"load", -1, -1, -1, 12*time.Second + 300*time.Millisecond, "repricer: load, 12s"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.want, func(t *testing.T) {
