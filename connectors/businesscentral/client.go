@@ -126,6 +126,10 @@ type Client struct {
 	rngMu sync.Mutex
 	rng   *rand.Rand
 
+	// sleep waits between attempts (the package's sleep; tests record
+	// the waits instead of timing them).
+	sleep func(context.Context, time.Duration) error
+
 	requests, retries, refreshes atomic.Int64
 }
 
@@ -147,6 +151,7 @@ func New(cfg Config) (*Client, error) {
 		sem:   make(chan struct{}, c.Concurrency),
 		limit: &windowLimiter{n: c.RateLimit, window: c.RateWindow},
 		rng:   rand.New(rand.NewPCG(c.Seed, 0xbc)),
+		sleep: sleep,
 	}, nil
 }
 
@@ -241,7 +246,7 @@ func (c *Client) Do(ctx context.Context, req Request) (*Response, error) {
 		if ae != nil && ae.RetryAfter > 0 {
 			wait = ae.RetryAfter + c.jitter(c.cfg.MinBackoff)
 		}
-		if err := sleep(ctx, wait); err != nil {
+		if err := c.sleep(ctx, wait); err != nil {
 			return nil, fmt.Errorf("businesscentral: %s %s: %w", req.Method, redact(req.URL), err)
 		}
 	}
@@ -417,12 +422,25 @@ type windowLimiter struct {
 	n      int
 	window time.Duration
 	starts []time.Time
+	// The clock: time.Now and sleep unless a test sets them.
+	now   func() time.Time
+	sleep func(context.Context, time.Duration) error
 }
 
 func (l *windowLimiter) wait(ctx context.Context) error {
+	_, err := l.acquire(ctx)
+	return err
+}
+
+// acquire waits for a start and returns its time by the limiter's clock.
+func (l *windowLimiter) acquire(ctx context.Context) (time.Time, error) {
+	now, sleepFor := time.Now, sleep
+	if l.now != nil {
+		now, sleepFor = l.now, l.sleep
+	}
 	for {
 		l.mu.Lock()
-		now := time.Now()
+		now := now()
 		cut := 0
 		for cut < len(l.starts) && now.Sub(l.starts[cut]) >= l.window {
 			cut++
@@ -431,12 +449,12 @@ func (l *windowLimiter) wait(ctx context.Context) error {
 		if len(l.starts) < l.n {
 			l.starts = append(l.starts, now)
 			l.mu.Unlock()
-			return nil
+			return now, nil
 		}
 		d := l.window - now.Sub(l.starts[0])
 		l.mu.Unlock()
-		if err := sleep(ctx, d); err != nil {
-			return err
+		if err := sleepFor(ctx, d); err != nil {
+			return time.Time{}, err
 		}
 	}
 }

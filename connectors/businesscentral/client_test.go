@@ -1,11 +1,15 @@
 package businesscentral
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
+	"slices"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -41,7 +45,7 @@ func TestClientErrors(t *testing.T) {
 		is         []error // errors.Is must hold for each
 		isNot      []error
 		requests   int64 // API requests the client sent
-		minElapsed time.Duration
+		minElapsed time.Duration // the waits between attempts, added up
 		maxElapsed time.Duration
 	}
 	tests := []struct {
@@ -169,9 +173,18 @@ func TestClientErrors(t *testing.T) {
 			if tt.before != nil {
 				u = tt.before(t, e)
 			}
-			start := time.Now()
+			// The waits between attempts are recorded, not timed: what they
+			// add up to does not depend on the machine's speed.
+			var mu sync.Mutex
+			var waited time.Duration
+			e.c.sleep = func(ctx context.Context, d time.Duration) error {
+				mu.Lock()
+				waited += d
+				mu.Unlock()
+				return ctx.Err()
+			}
 			err := tt.call(t, e, u)
-			elapsed := time.Since(start)
+			elapsed := waited
 			if len(tt.want.is) == 0 && err != nil {
 				t.Fatalf("unexpected error: %v", err)
 			}
@@ -189,7 +202,7 @@ func TestClientErrors(t *testing.T) {
 				t.Errorf("client sent %d requests, want %d", got, tt.want.requests)
 			}
 			if elapsed < tt.want.minElapsed || (tt.want.maxElapsed > 0 && elapsed > tt.want.maxElapsed) {
-				t.Errorf("took %v, want [%v, %v]", elapsed, tt.want.minElapsed, tt.want.maxElapsed)
+				t.Errorf("waited %v between attempts, want [%v, %v]", elapsed, tt.want.minElapsed, tt.want.maxElapsed)
 			}
 		})
 	}
@@ -290,12 +303,37 @@ func TestClientBatch(t *testing.T) {
 	}
 }
 
-func TestClientRespectsConcurrencyAndRateLimit(t *testing.T) {
-	// The emulator allows 20 requests per 500ms; the client is configured
-	// with the same budget, so it must never be refused.
-	opt := bcemu.Options{RateLimit: 20, RateWindow: 500 * time.Millisecond, Faults: bcemu.Faults{Latency: 5 * time.Millisecond}}
-	e := newEnv(t, opt, nil, func(c *Config) { c.RateLimit, c.RateWindow = 20, 520*time.Millisecond })
-	start := time.Now()
+// The client keeps at most Concurrency requests in flight. The server
+// here counts a request as done before it answers, so that what it sees
+// can never exceed what the client has in flight, whatever the machine's
+// speed: the maximum is exact.
+func TestClientRespectsConcurrency(t *testing.T) {
+	var mu sync.Mutex
+	cur, most := 0, 0
+	inner := bcemu.New(bcemu.Options{Seed: 42})
+	wrap := func(h http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.URL.Path == inner.TokenPath() {
+				h.ServeHTTP(w, r)
+				return
+			}
+			mu.Lock()
+			cur++
+			most = max(most, cur)
+			mu.Unlock()
+			rec := httptest.NewRecorder()
+			h.ServeHTTP(rec, r)
+			mu.Lock()
+			cur--
+			mu.Unlock()
+			for k, v := range rec.Header() {
+				w.Header()[k] = v
+			}
+			w.WriteHeader(rec.Code)
+			_, _ = w.Write(rec.Body.Bytes())
+		})
+	}
+	e := newEnv(t, bcemu.Options{}, wrap, func(c *Config) { c.Concurrency = 5 })
 	g, ctx := errgroup.WithContext(t.Context())
 	for i := 0; i < 60; i++ {
 		g.Go(func() error { return e.c.Get(ctx, e.c.EntityURL(ContractsSet), nil) })
@@ -303,11 +341,65 @@ func TestClientRespectsConcurrencyAndRateLimit(t *testing.T) {
 	if err := g.Wait(); err != nil {
 		t.Fatal(err)
 	}
-	st := e.emu.Stats()
-	if st.MaxConcurrent > 5 || st.RateLimited != 0 || st.QueueFull != 0 {
-		t.Errorf("limits exceeded: %+v", st)
+	if most > 5 {
+		t.Errorf("the server saw %d requests at once; the client allows 5", most)
 	}
-	if el := time.Since(start); el < time.Second {
-		t.Errorf("60 requests at 20 per 500ms took only %v", el)
+}
+
+// fakeClock is a clock for the rate limiter: sleeping advances it at once,
+// so that a test sees the limiter's schedule, not the machine's speed.
+type fakeClock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *fakeClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *fakeClock) Sleep(ctx context.Context, d time.Duration) error {
+	c.mu.Lock()
+	c.now = c.now.Add(d)
+	c.mu.Unlock()
+	return ctx.Err()
+}
+
+// The client-side rate limit: of many concurrent callers, never more than
+// n start in any window, by the limiter's own clock.
+func TestWindowLimiter(t *testing.T) {
+	clock := &fakeClock{now: time.Unix(0, 0)}
+	l := &windowLimiter{n: 20, window: 500 * time.Millisecond, now: clock.Now, sleep: clock.Sleep}
+	var mu sync.Mutex
+	var starts []time.Time
+	g, ctx := errgroup.WithContext(t.Context())
+	for i := 0; i < 200; i++ {
+		g.Go(func() error {
+			at, err := l.acquire(ctx)
+			if err != nil {
+				return err
+			}
+			mu.Lock()
+			starts = append(starts, at)
+			mu.Unlock()
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		t.Fatal(err)
+	}
+	slices.SortFunc(starts, func(a, b time.Time) int { return a.Compare(b) })
+	for i := range starts {
+		j := i
+		for j < len(starts) && starts[j].Sub(starts[i]) < l.window {
+			j++
+		}
+		if j-i > l.n {
+			t.Fatalf("%d requests started within %v of %v; the limit is %d", j-i, l.window, starts[i], l.n)
+		}
+	}
+	if span := starts[len(starts)-1].Sub(starts[0]); span < 9*l.window {
+		t.Errorf("200 requests at 20 per %v spanned only %v", l.window, span)
 	}
 }

@@ -2,6 +2,7 @@ package businesscentral
 
 import (
 	"encoding/json"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -146,10 +147,14 @@ func TestSyncConflict(t *testing.T) {
 
 func TestSyncTokenExpiresMidSync(t *testing.T) {
 	cs, rs := genData(200, 4000)
-	// The server stops accepting a token after 150ms although it tells the
-	// client it lives an hour: the client meets 401s mid-sync.
-	e := newEnv(t, bcemu.Options{TokenLifetime: 150 * time.Millisecond, ExpiresIn: time.Hour,
-		Faults: bcemu.Faults{Latency: 2 * time.Millisecond}}, nil, nil)
+	// The server stops accepting a token after 150 ms although it tells the
+	// client it lives an hour: the client meets 401s mid-sync. The server's
+	// clock moves 1 ms per request it asks the time for, so a token lives
+	// for a fixed number of requests, however fast the machine is.
+	var ticks atomic.Int64
+	start := time.Unix(0, 0)
+	clock := func() time.Time { return start.Add(time.Duration(ticks.Add(1)) * time.Millisecond) }
+	e := newEnv(t, bcemu.Options{TokenLifetime: 150 * time.Millisecond, ExpiresIn: time.Hour, Now: clock}, nil, nil)
 	store := NewMemoryState()
 	rep, err := NewSyncer(e.c, store, Options{}).Sync(t.Context(), cs, rs)
 	if err != nil {

@@ -68,6 +68,11 @@ type Options struct {
 
 	Faults Faults
 	Seed   uint64
+
+	// Now is the clock that decides token expiry and the rate window;
+	// default time.Now. Tests pass a clock of their own so that what they
+	// assert does not depend on how fast the machine is.
+	Now func() time.Time
 }
 
 // Faults configures injected failures. Fractions are in [0, 1].

@@ -198,7 +198,7 @@ func (e *Emulator) serveToken(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	tok := "emu." + hex.EncodeToString(raw[:])
-	e.tokens[tok] = time.Now().Add(e.opt.TokenLifetime)
+	e.tokens[tok] = e.now().Add(e.opt.TokenLifetime)
 	e.tokMu.Unlock()
 	e.count(func(s *Stats) { s.TokensIssued++ })
 	w.Header().Set("Content-Type", "application/json")
@@ -224,11 +224,19 @@ func (e *Emulator) authorized(r *http.Request) bool {
 	e.tokMu.Lock()
 	exp, ok := e.tokens[tok]
 	e.tokMu.Unlock()
-	return ok && time.Now().Before(exp)
+	return ok && e.now().Before(exp)
+}
+
+// now is the emulator's clock (Options.Now).
+func (e *Emulator) now() time.Time {
+	if e.opt.Now != nil {
+		return e.opt.Now()
+	}
+	return time.Now()
 }
 
 func (e *Emulator) allowRate() bool {
-	now := time.Now()
+	now := e.now()
 	e.rateMu.Lock()
 	defer e.rateMu.Unlock()
 	cut := 0
