@@ -231,11 +231,7 @@ func Apply(s *Schedule, a Amendment, today Date) (*Schedule, *Applied, error) {
 	}
 
 	priority := map[string]int{}
-	kinds := s.Kinds
-	if len(kinds) == 0 {
-		kinds = DefaultRateKinds()
-	}
-	for _, k := range kinds {
+	for _, k := range EffectiveKinds(s.Kinds) {
 		if _, known := KindRequirements[k.Kind]; known && priority[k.Kind] == 0 {
 			priority[k.Kind] = k.Priority
 		}

@@ -7,6 +7,7 @@
 package contracts
 
 import (
+	"slices"
 	"strconv"
 	"strings"
 
@@ -172,7 +173,23 @@ func (r *Rate) IsRange() bool { return r.CPTCode == "" && (r.RangeStart != "" ||
 // not counted), or a table and key for database sources.
 type Source struct {
 	File string
-	Row  int
+	Row  int // 1-based record number (the header not counted), as source_row reports it
+	// Line is the line of the file where the record starts (the header is
+	// line 1), for FILE:LINE in messages; 0 when the source has no lines (a
+	// database table).
+	Line int
+}
+
+// Loc is the source as FILE:LINE (FILE:ROW for a source without lines),
+// the form editors and compilers use.
+func (s Source) Loc() string {
+	switch {
+	case s.Line > 0:
+		return s.File + ":" + strconv.Itoa(s.Line)
+	case s.Row > 0:
+		return s.File + ":" + strconv.Itoa(s.Row)
+	}
+	return s.File
 }
 
 // Rate kinds and their default priorities (1 = highest).
@@ -211,6 +228,29 @@ type RateKind struct {
 	Kind     string
 	Priority int
 	Source   Source
+	// LoadError is the field that did not parse (the priority), when one
+	// did not.
+	LoadError *FieldError
+}
+
+// EffectiveKinds is the kind list a schedule prices with: the kinds it
+// lists (in its order), then every standard kind it does not list, with
+// its default priority. A schedule's kind list overrides the priorities it
+// names and leaves the others standard — whether it lists all six kinds,
+// some of them (a folder's rate_kinds.csv with only "CPT,3") or none, and
+// whether it comes from a folder or the database.
+func EffectiveKinds(listed []RateKind) []RateKind {
+	out := slices.Clone(listed)
+	named := map[string]bool{}
+	for _, k := range listed {
+		named[k.Kind] = true
+	}
+	for _, d := range DefaultRateKinds() {
+		if !named[d.Kind] {
+			out = append(out, d)
+		}
+	}
+	return out
 }
 
 // DefaultRateKinds returns the standard kinds with their default priorities.

@@ -30,10 +30,7 @@ const (
 )
 
 func (i Issue) String() string {
-	loc := i.Source.File
-	if i.Source.Row > 0 {
-		loc += ":" + strconv.Itoa(i.Source.Row)
-	}
+	loc := i.Source.Loc()
 	field := ""
 	if i.Field != "" {
 		field = " field " + i.Field + ":"
@@ -111,12 +108,10 @@ func NewValidation(s *Schedule) *Validation {
 		Issues:   slices.Clone(s.Issues),
 	}
 	x := &Validation{v: v, byID: map[string]*Contract{}, rateIDs: map[string]struct{}{}, usable: map[string]int{}}
-	kinds := s.Kinds
-	if len(kinds) == 0 {
-		kinds = DefaultRateKinds()
-	}
-	for _, k := range kinds {
+	for _, k := range EffectiveKinds(s.Kinds) {
 		switch _, known := KindRequirements[k.Kind]; {
+		case k.LoadError != nil:
+			v.issue("rate_kind", k.Kind, k.Source, k.LoadError.Field, ActionRejected, k.LoadError.Detail())
 		case !known:
 			v.issue("rate_kind", k.Kind, k.Source, "kind", ActionRejected, "unknown rate kind; known kinds are "+strings.Join(knownKinds(), ", "))
 		case k.Priority < 1 || k.Priority > 99:
@@ -137,7 +132,11 @@ func NewValidation(s *Schedule) *Validation {
 			continue
 		}
 		if c.Effective.IsZero() || c.Expiration.IsZero() {
-			v.issue("contract", c.ID, c.Source, "effective_date", ActionRejected, "effective_date and expiration_date are required")
+			field, msg := "effective_date", "effective_date and expiration_date are required"
+			if le := c.LoadError; le != nil && (le.Field == "effective_date" || le.Field == "expiration_date") {
+				field, msg = le.Field, le.Detail() // a date that is there but does not parse
+			}
+			v.issue("contract", c.ID, c.Source, field, ActionRejected, msg)
 			continue
 		}
 		seen[c.ID] = true
@@ -417,8 +416,10 @@ type Fingerprinter struct {
 func NewFingerprinter(s *Schedule) *Fingerprinter {
 	f := &Fingerprinter{h: sha256.New(), issues: s.Issues, sorted: true}
 	b := &f.b
-	kinds := slices.Clone(s.Kinds)
-	slices.SortFunc(kinds, func(a, b RateKind) int { return strings.Compare(a.Kind, b.Kind) })
+	// The effective kinds: a folder listing some kinds and a database
+	// holding all six with the same priorities are the same schedule.
+	kinds := EffectiveKinds(s.Kinds)
+	slices.SortStableFunc(kinds, func(a, b RateKind) int { return strings.Compare(a.Kind, b.Kind) })
 	for _, k := range kinds {
 		b.str("K").str(k.Kind).int(int64(k.Priority)).end(f.h)
 	}

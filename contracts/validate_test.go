@@ -1,6 +1,7 @@
 package contracts
 
 import (
+	"maps"
 	"strings"
 	"testing"
 
@@ -261,5 +262,33 @@ func TestValidateSharesRatesOnlyWhenAllAreAccepted(t *testing.T) {
 	}
 	if some[1].ID != "2" || some[2].ID != "3" {
 		t.Errorf("validation changed the schedule's rates: %+v", some)
+	}
+}
+
+// A kind list names the priorities it overrides; the kinds it does not
+// name keep their standard priorities (a folder's partial rate_kinds.csv
+// and the database's full table mean the same schedule).
+func TestPartialKindListOverrides(t *testing.T) {
+	tests := []struct {
+		name   string
+		listed []RateKind
+		want   map[string]int
+	}{
+		{"none", nil, map[string]int{KindCPTModifierSpecialty: 1, KindCPTSpecialty: 2, KindCPT: 3, KindSpecialtyVisitKind: 4, KindSpecialty: 5, KindVisitKind: 6}},
+		{"one", []RateKind{{Kind: KindCPT, Priority: 9}}, map[string]int{KindCPTModifierSpecialty: 1, KindCPTSpecialty: 2, KindCPT: 9, KindSpecialtyVisitKind: 4, KindSpecialty: 5, KindVisitKind: 6}},
+		{"rejected override", []RateKind{{Kind: KindCPT, Priority: 0}}, map[string]int{KindCPTModifierSpecialty: 1, KindCPTSpecialty: 2, KindSpecialtyVisitKind: 4, KindSpecialty: 5, KindVisitKind: 6}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			v := Validate(&Schedule{Kinds: tt.listed})
+			if !maps.Equal(v.Priority, tt.want) {
+				t.Errorf("priorities %v, want %v", v.Priority, tt.want)
+			}
+		})
+	}
+	partial := &Schedule{Kinds: []RateKind{{Kind: KindCPT, Priority: 3}}}
+	full := &Schedule{Kinds: DefaultRateKinds()}
+	if Validate(partial).Fingerprint != Validate(full).Fingerprint {
+		t.Error("a partial kind list and the full list with the same priorities fingerprint differently")
 	}
 }

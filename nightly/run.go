@@ -361,11 +361,15 @@ func loadSchedule(ctx context.Context, plan *Plan, db *sqlx.DB) (*contracts.Vali
 		if err != nil {
 			return nil, "", err
 		}
+		if err := schedule.CheckNotEmpty(s, src); err != nil {
+			return nil, "", &ConfigError{Err: fmt.Errorf(`"contracts": %w`, err)}
+		}
 		return contracts.Validate(s), "postgres:" + postgres.Redact(src), nil
 	}
 	v, desc, err := schedule.Load(ctx, src, postgres.Options{StatementTimeout: plan.DBTimeout})
 	var se *schedule.SourceError
-	if errors.As(err, &se) {
+	var ee *schedule.EmptyError
+	if errors.As(err, &se) || errors.As(err, &ee) {
 		return nil, "", &ConfigError{Err: fmt.Errorf(`"contracts": %w`, err)}
 	}
 	return v, desc, err

@@ -232,7 +232,7 @@ func readAmendment(ctx context.Context, dir string) (contracts.Amendment, error)
 		}
 		for _, r := range rs {
 			if r.LoadError != nil {
-				return a, &bundle.FormatError{File: rp, Row: r.Source.Row, Column: r.LoadError.Field, Err: r.LoadError}
+				return a, &bundle.FormatError{File: rp, Row: r.Source.Row, Line: r.Source.Line, Column: r.LoadError.Field, Err: r.LoadError}
 			}
 		}
 		a.Add = rs

@@ -16,6 +16,7 @@ import (
 	"github.com/repricer/repricer/adjust"
 	"github.com/repricer/repricer/connectors/bundle"
 	"github.com/repricer/repricer/connectors/postgres"
+	"github.com/repricer/repricer/connectors/schedule"
 	"github.com/repricer/repricer/contracts"
 	"github.com/repricer/repricer/internal/ctxrun"
 	"github.com/repricer/repricer/nightly"
@@ -36,7 +37,8 @@ func isUsage(err error) bool {
 	var u *usageError
 	var pu *pipeline.UsageError
 	var bf *bundle.FormatError
-	return errors.As(err, &u) || errors.As(err, &pu) || errors.As(err, &bf)
+	var ee *schedule.EmptyError
+	return errors.As(err, &u) || errors.As(err, &pu) || errors.As(err, &bf) || errors.As(err, &ee)
 }
 
 // run builds the command-line app and runs it with args.

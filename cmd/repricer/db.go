@@ -1,9 +1,14 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"encoding/csv"
 	"errors"
 	"fmt"
+	"os"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/jmoiron/sqlx"
@@ -67,18 +72,37 @@ skipped, so running it again is a no-op.`,
 	}
 }
 
+// exitImportPartial is the exit status of an import with --skip-refused
+// that left rows out: the accepted rows are stored, the refused ones
+// listed.
+const exitImportPartial = 5
+
 func importCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "import",
-		Usage: "load a contract bundle into the Postgres contract store, all or nothing",
-		Description: `Reads the bundle folder, validates it, and writes every contract and rate in
-one transaction (bulk rows through COPY). If any row cannot be stored, nothing is
-imported and every refused row is listed with its file, row and field. Rows the
-database accepts but a pricing run would reject are imported and listed as issues.`,
+		Usage: "load a contract bundle into the Postgres contract store (all or nothing, or --skip-refused)",
+		Description: `Reads the bundle folder and writes every contract and rate in one transaction
+(bulk rows through COPY).
+
+By default the import is all or nothing: if the database refuses any row, nothing
+is imported, every refused row is listed with its FILE:LINE, field, value and
+reason, and the exit status is 1. With --skip-refused the rows the database
+accepts are imported, those it refuses (and the rates of a refused contract) are
+left out and listed, and the exit status is 5 when anything was left out. --report
+FILE also writes every refused row as CSV (file, line, entity, id, field, value,
+reason, constraint).
+
+Rows the database accepts but a pricing run would reject are imported and listed
+as issues (a run reports them exactly as a run from the folder does).
+
+Exit status: 0 imported; 1 refused, nothing written; 2 usage error or a bundle
+that cannot be read; 5 imported with refused rows left out (--skip-refused).`,
 		OnUsageError: onUsageError,
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "from", Usage: "contract bundle `DIR` to import"},
 			databaseFlag("to", "database `URL`"),
+			&cli.BoolFlag{Name: "skip-refused", Usage: "import the rows the database accepts and list the ones it refuses (exit status 5 when any)"},
+			&cli.StringFlag{Name: "report", Usage: "also write every refused row to `FILE` as CSV"},
 			dbTimeoutFlag(),
 		},
 		Action: func(c *cli.Context) error {
@@ -94,20 +118,67 @@ database accepts but a pricing run would reject are imported and listed as issue
 				return err
 			}
 			defer db.Close()
-			rep, err := postgres.Import(c.Context, db, s)
+			var rep *postgres.ImportReport
+			var refused []postgres.RowError
+			if c.Bool("skip-refused") {
+				rep, refused, err = postgres.ImportAccepted(c.Context, db, s)
+			} else {
+				rep, err = postgres.Import(c.Context, db, s)
+				var ie *postgres.ImportError
+				if errors.As(err, &ie) {
+					refused = ie.Rows
+				}
+			}
+			if path := c.String("report"); path != "" {
+				if werr := writeRefusedReport(path, refused); werr != nil {
+					return errors.Join(err, werr)
+				}
+			}
 			if err != nil {
 				return err
 			}
+			w := c.App.Writer
 			for _, is := range rep.Issues {
-				fmt.Fprintln(c.App.Writer, is)
+				fmt.Fprintln(w, is)
 			}
-			fmt.Fprintf(c.App.Writer, "contracts: %d new, %d changed, %d unchanged; rates: %d new, %d changed, %d unchanged, %d retired; %d new vendors; %d issues; fingerprint %s\n",
+			fmt.Fprintf(w, "contracts: %d new, %d changed, %d unchanged; rates: %d new, %d changed, %d unchanged, %d retired; %d new vendors; %d issues; fingerprint %s\n",
 				rep.Contracts.Inserted, rep.Contracts.Updated, rep.Contracts.Unchanged,
 				rep.Rates.Inserted, rep.Rates.Updated, rep.Rates.Unchanged, rep.Rates.Retired,
 				rep.NewVendors, len(rep.Issues), rep.Fingerprint)
+			if len(refused) > 0 {
+				var b strings.Builder
+				fmt.Fprintf(&b, "imported the accepted rows; %d refused row(s) left out:", len(refused))
+				for _, r := range refused {
+					b.WriteString("\n  " + r.String())
+				}
+				return &exitStatus{code: exitImportPartial, err: errors.New(b.String())}
+			}
 			return nil
 		},
 	}
+}
+
+// writeRefusedReport writes the refused rows of an import as CSV, aside
+// and then renamed into place.
+func writeRefusedReport(path string, rows []postgres.RowError) error {
+	var b bytes.Buffer
+	cw := csv.NewWriter(&b)
+	_ = cw.Write([]string{"file", "line", "row", "entity", "id", "field", "value", "reason", "constraint"})
+	for _, r := range rows {
+		_ = cw.Write([]string{r.File, strconv.Itoa(r.Line), strconv.Itoa(r.Row), r.Entity, r.ID, r.Field, r.Value, r.Reason, r.Constraint})
+	}
+	cw.Flush()
+	if err := cw.Error(); err != nil {
+		return fmt.Errorf("--report: %w", err)
+	}
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, b.Bytes(), 0o644); err != nil {
+		return fmt.Errorf("--report: %w", err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return fmt.Errorf("--report: %w", err)
+	}
+	return nil
 }
 
 func exportCommand() *cli.Command {
@@ -118,6 +189,7 @@ func exportCommand() *cli.Command {
 		Flags: []cli.Flag{
 			databaseFlag("from", "database `URL`"),
 			&cli.StringFlag{Name: "to", Usage: "bundle `DIR` to write (created if missing)"},
+			&cli.BoolFlag{Name: "allow-empty", Usage: "export an empty store as an empty bundle instead of failing"},
 			dbTimeoutFlag(),
 		},
 		Action: func(c *cli.Context) error {
@@ -132,6 +204,9 @@ func exportCommand() *cli.Command {
 			s, err := postgres.Export(c.Context, db)
 			if err != nil {
 				return err
+			}
+			if len(s.Contracts) == 0 && !c.Bool("allow-empty") {
+				return usagef("the contract store %s holds no contract: nothing to export (import one with `repricer contracts import`, or pass --allow-empty)", postgres.Redact(c.String("from")))
 			}
 			if err := bundle.Write(c.Context, c.String("to"), s); err != nil {
 				return err

@@ -100,7 +100,7 @@ func TestPostgresRunMatchesBundleRun(t *testing.T) {
 	// The sample holds rows the database refuses: the import must refuse
 	// the whole bundle and write nothing.
 	status, _, stderr := runCLI(t, "contracts", "import", "--from", sampleContracts, "--to", url)
-	if status != 1 || !strings.Contains(stderr, "rates.csv:60: rate 14005") {
+	if status != 1 || !strings.Contains(stderr, "rates.csv:61: rate 14005") {
 		t.Fatalf("import of the sample: status %d, stderr %s", status, stderr)
 	}
 	status, stdout, stderr := runCLI(t, "contracts", "import", "--from", clean, "--to", url)

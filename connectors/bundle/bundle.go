@@ -55,17 +55,15 @@ var (
 // FormatError is a bundle file that cannot be used at all.
 type FormatError struct {
 	File   string
-	Row    int // 0 when the problem is the file or its header
+	Row    int // record number (header not counted); 0 when the problem is the file or its header
+	Line   int // line of the file where the record starts; 0 when unknown
 	Column string
 	Err    error
 }
 
 func (e *FormatError) Error() string {
 	var b strings.Builder
-	b.WriteString(e.File)
-	if e.Row > 0 {
-		fmt.Fprintf(&b, ":%d", e.Row)
-	}
+	b.WriteString(contracts.Source{File: e.File, Row: e.Row, Line: e.Line}.Loc())
 	if e.Column != "" {
 		fmt.Fprintf(&b, " column %s", e.Column)
 	}
@@ -114,11 +112,8 @@ func ReadStream(ctx context.Context, dir string, header func(*contracts.Schedule
 	if _, err := os.Stat(kindsPath); err == nil {
 		if err := readFile(ctx, kindsPath, []string{"kind", "priority"}, func(r *row) error {
 			k := contracts.RateKind{Kind: strings.TrimSpace(r.get("kind")), Source: r.src}
-			p, err := strconv.Atoi(strings.TrimSpace(r.get("priority")))
-			if err != nil {
-				p = 0 // validation rejects it with the range message
-			}
-			k.Priority = p
+			k.Priority = r.integer("priority")
+			k.LoadError = r.ferr // validation rejects it, quoting the value
 			s.Kinds = append(s.Kinds, k)
 			return nil
 		}); err != nil {
@@ -424,9 +419,15 @@ func readFile(ctx context.Context, path string, required []string, fn func(*row)
 			return nil
 		}
 		if err != nil {
-			return &FormatError{File: path, Row: n, Err: err}
+			fe := &FormatError{File: path, Row: n, Err: err}
+			var pe *csv.ParseError
+			if errors.As(err, &pe) {
+				fe.Line, fe.Err = pe.StartLine, pe.Err
+			}
+			return fe
 		}
-		if err := fn(&row{cols: cols, rec: rec, src: contracts.Source{File: path, Row: n}}); err != nil {
+		line, _ := cr.FieldPos(0)
+		if err := fn(&row{cols: cols, rec: rec, src: contracts.Source{File: path, Row: n, Line: line}}); err != nil {
 			return err
 		}
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"unsafe"
 
@@ -143,6 +144,44 @@ func TestRatesDoNotPinRecords(t *testing.T) {
 				t.Fatalf("rate %s: value %q is a second copy", r.ID, v)
 			}
 			byValue[v] = p
+		}
+	}
+}
+
+// Messages say FILE:LINE with the file's line number (the header is line
+// 1, and a quoted field may span lines), while Source.Row stays the
+// record number that source_row reports.
+func TestSourceLinesAndBadValues(t *testing.T) {
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, ContractsFile), []byte("contract_id,vendor_id,status,status_reason,effective_date,expiration_date\n"+
+		"C1,V1,Active,\"two\nlines\",2024-01-01,2024-12-31\n"+
+		"C2,V1,Active,,2024-13-45,2024-12-31\n"), 0o644)
+	os.WriteFile(filepath.Join(dir, RatesFile), []byte("rate_id,contract_id,rate_kind,rate_type,rate_value,effective_date\n"), 0o644)
+	os.WriteFile(filepath.Join(dir, KindsFile), []byte("kind,priority\nCPT,abc\n"), 0o644)
+	s, err := Read(context.Background(), dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := s.Contracts[1]; c.Source.Row != 2 || c.Source.Line != 4 || c.Source.Loc() != filepath.Join(dir, ContractsFile)+":4" {
+		t.Errorf("second contract: row %d line %d (%s), want row 2 line 4", c.Source.Row, c.Source.Line, c.Source.Loc())
+	}
+	v := contracts.Validate(s)
+	var got []string
+	for _, is := range v.Issues {
+		got = append(got, is.String())
+	}
+	for _, want := range []string{
+		ContractsFile + `:4: rejected contract C2: field effective_date:`, `(value "2024-13-45")`,
+		KindsFile + `:2: rejected rate_kind CPT: field priority: not a whole number (value "abc")`,
+	} {
+		found := false
+		for _, g := range got {
+			if strings.Contains(g, want) {
+				found = true
+			}
+		}
+		if !found {
+			t.Errorf("no issue says %q:\n%s", want, strings.Join(got, "\n"))
 		}
 	}
 }

@@ -57,7 +57,7 @@ func TestConstraints(t *testing.T) {
 		{"descending excluded range", `UPDATE contracts SET excluded_services = '{"99215-99201"}'`, pqerror.CheckViolation, "contracts_excluded_services_check"},
 		{"bad rate type", rate(", rate_type, rate_value", "01, 'Fixed', 10"), pqerror.CheckViolation, "rates_rate_type_check"},
 		{"percentage above 200", rate(", rate_type, rate_value", "02, 'Percentage', 200.5"), pqerror.CheckViolation, "rates_rate_value_check"},
-		{"amount with 3 places", rate(", rate_type, rate_value", "03, 'Amount', 10.005"), pqerror.CheckViolation, "rates_rate_value_check"},
+		{"amount zero", rate(", rate_type, rate_value", "03, 'Amount', 0"), pqerror.CheckViolation, "rates_rate_value_check"},
 		{"unknown rate kind", `INSERT INTO rates (rate_id, contract_id, rate_kind, rate_type, rate_value, effective_date) VALUES ('R4', 'C1', 'NOPE', 'Amount', 1, '2024-01-01')`, pqerror.ForeignKeyViolation, "rates_rate_kind_fkey"},
 		{"unknown contract", `INSERT INTO rates (rate_id, contract_id, rate_kind, rate_type, rate_value, effective_date) VALUES ('R5', 'C9', 'CPT', 'Amount', 1, '2024-01-01')`, pqerror.ForeignKeyViolation, "rates_contract_id_fkey"},
 		{"end before effective", rate(", rate_type, rate_value, end_date", "06, 'Amount', 1, '2023-12-31'"), pqerror.CheckViolation, "rates_end_date_check"},

@@ -15,6 +15,7 @@ import (
 type RowError struct {
 	File   string // the bundle file (or table) of the row
 	Row    int    // 1-based record number, header not counted; 0 when unknown
+	Line   int    // line of the file where the record starts (the header is line 1); 0 when unknown
 	Entity string // "contract", "rate" or "rate_kind"
 	ID     string
 	Field  string
@@ -23,12 +24,19 @@ type RowError struct {
 	// Constraint names the database constraint the row breaks, when the
 	// check mirrors one (see docs/postgres.md).
 	Constraint string
+	// index is the row's position in its Schedule slice (Kinds, Contracts
+	// or Rates), for ImportAccepted.
+	index int
 }
 
 func (e RowError) String() string {
 	var b strings.Builder
 	b.WriteString(e.File)
-	if e.Row > 0 {
+	// FILE:LINE, as editors and compilers say it; a row of a table has no
+	// line, and says its row.
+	if e.Line > 0 {
+		b.WriteString(":" + strconv.Itoa(e.Line))
+	} else if e.Row > 0 {
 		b.WriteString(":" + strconv.Itoa(e.Row))
 	}
 	fmt.Fprintf(&b, ": %s %s", e.Entity, e.ID)
@@ -48,17 +56,10 @@ type ImportError struct {
 	Rows []RowError
 }
 
-// maxListed caps how many rows ImportError.Error spells out.
-const maxListed = 50
-
 func (e *ImportError) Error() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "postgres: import refused, nothing was written: %d row(s) rejected", len(e.Rows))
-	for i, r := range e.Rows {
-		if i == maxListed {
-			fmt.Fprintf(&b, "\n  ... and %d more", len(e.Rows)-maxListed)
-			break
-		}
+	for _, r := range e.Rows {
 		b.WriteString("\n  " + r.String())
 	}
 	return b.String()

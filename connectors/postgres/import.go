@@ -5,6 +5,7 @@ import (
 	"context"
 	"database/sql"
 	"database/sql/driver"
+	"errors"
 	"fmt"
 	"math"
 	"slices"
@@ -92,6 +93,68 @@ func Import(ctx context.Context, db *sqlx.DB, s *contracts.Schedule) (rep *Impor
 	rep.Fingerprint = v.Fingerprint
 	rep.Duration = time.Since(start)
 	return rep, nil
+}
+
+// ImportAccepted imports the rows of s that the database accepts and
+// leaves out the rows Import would refuse, with what depends on them (the
+// rates of a refused contract), in one transaction. It returns every row it
+// left out, each with its file, line, field and reason; the import of the
+// rest is as Import's. A schedule whose rows are all refused imports
+// nothing and returns them all.
+func ImportAccepted(ctx context.Context, db *sqlx.DB, s *contracts.Schedule) (*ImportReport, []RowError, error) {
+	cur := *s
+	// Positions of cur's rows in s, to report refused rows against s.
+	kindAt, contractAt, rateAt := positions(len(s.Kinds)), positions(len(s.Contracts)), positions(len(s.Rates))
+	var refused []RowError
+	for {
+		rep, err := Import(ctx, db, &cur)
+		var ie *ImportError
+		if !errors.As(err, &ie) {
+			return rep, refused, err
+		}
+		drop := map[string]map[int]bool{"rate_kind": {}, "contract": {}, "rate": {}}
+		for _, r := range ie.Rows {
+			if drop[r.Entity] == nil {
+				return nil, refused, err // not a row of s: nothing to leave out
+			}
+			drop[r.Entity][r.index] = true
+			switch r.Entity {
+			case "rate_kind":
+				r.index = kindAt[r.index]
+			case "contract":
+				r.index = contractAt[r.index]
+			case "rate":
+				r.index = rateAt[r.index]
+			}
+			refused = append(refused, r)
+		}
+		cur.Kinds, kindAt = without(cur.Kinds, kindAt, drop["rate_kind"])
+		cur.Contracts, contractAt = without(cur.Contracts, contractAt, drop["contract"])
+		cur.Rates, rateAt = without(cur.Rates, rateAt, drop["rate"])
+	}
+}
+
+func positions(n int) []int {
+	p := make([]int, n)
+	for i := range p {
+		p[i] = i
+	}
+	return p
+}
+
+// without returns rows and their positions less the indexes in drop.
+func without[T any](rows []T, at []int, drop map[int]bool) ([]T, []int) {
+	if len(drop) == 0 {
+		return rows, at
+	}
+	var keep []T
+	var keepAt []int
+	for i := range rows {
+		if !drop[i] {
+			keep, keepAt = append(keep, rows[i]), append(keepAt, at[i])
+		}
+	}
+	return keep, keepAt
 }
 
 // Column lists, in bundle order, shared by the staging tables, COPY and the
@@ -291,8 +354,8 @@ const inForce = `('Active', 'Expired', 'Terminated')`
 // rates whose contract is nowhere.
 func checkStaged(ctx context.Context, tx *sqlx.Tx, s *contracts.Schedule) ([]RowError, error) {
 	var out []RowError
-	contract := func(i int) (string, int) { return srcOf(s.Contracts[i].Source, bundleContracts, i) }
-	rate := func(i int) (string, int) { return srcOf(s.Rates[i].Source, bundleRates, i) }
+	contract := func(i int) (string, int, int) { return srcOf(s.Contracts[i].Source, bundleContracts, i) }
+	rate := func(i int) (string, int, int) { return srcOf(s.Rates[i].Source, bundleRates, i) }
 
 	type numberClash struct {
 		Row   int    `db:"src_row"`
@@ -309,8 +372,8 @@ func checkStaged(ctx context.Context, tx *sqlx.Tx, s *contracts.Schedule) ([]Row
 		return nil, fmt.Errorf("postgres: import: check contract numbers: %w", err)
 	}
 	for _, c := range clashes {
-		file, row := contract(c.Row)
-		out = append(out, RowError{File: file, Row: row, Entity: "contract", ID: c.ID, Field: "contract_number", Value: c.Num,
+		file, row, line := contract(c.Row)
+		out = append(out, RowError{index: c.Row, File: file, Row: row, Line: line, Entity: "contract", ID: c.ID, Field: "contract_number", Value: c.Num,
 			Reason: "contract_number already used by stored contract " + c.Other, Constraint: "contracts_contract_number_key"})
 	}
 
@@ -344,13 +407,13 @@ func checkStaged(ctx context.Context, tx *sqlx.Tx, s *contracts.Schedule) ([]Row
 		return nil, fmt.Errorf("postgres: import: check overlaps: %w", err)
 	}
 	for _, o := range overlaps {
-		file, row := contract(o.Row)
+		file, row, line := contract(o.Row)
 		where := "stored contract " + o.Other
 		if o.OtherRow.Valid {
-			f, r := contract(int(o.OtherRow.Int64))
-			where = fmt.Sprintf("contract %s (%s:%d)", o.Other, f, r)
+			j := int(o.OtherRow.Int64)
+			where = fmt.Sprintf("contract %s (%s)", o.Other, locOf(s.Contracts[j].Source, bundleContracts, j))
 		}
-		out = append(out, RowError{File: file, Row: row, Entity: "contract", ID: o.ID, Field: "effective_date",
+		out = append(out, RowError{index: o.Row, File: file, Row: row, Line: line, Entity: "contract", ID: o.ID, Field: "effective_date",
 			Reason:     fmt.Sprintf("term %s..%s overlaps %s (%s..%s) of the same vendor; in-force contracts of a vendor may not overlap", o.Eff, o.Exp, where, o.OEff, o.OExp),
 			Constraint: "contracts_vendor_term_excl"})
 	}
@@ -375,8 +438,8 @@ func checkStaged(ctx context.Context, tx *sqlx.Tx, s *contracts.Schedule) ([]Row
 		if inBundle[o.Contract] {
 			continue // its contract was refused, and is reported
 		}
-		file, row := rate(o.Row)
-		out = append(out, RowError{File: file, Row: row, Entity: "rate", ID: o.ID, Field: "contract_id", Value: o.Contract,
+		file, row, line := rate(o.Row)
+		out = append(out, RowError{index: o.Row, File: file, Row: row, Line: line, Entity: "rate", ID: o.ID, Field: "contract_id", Value: o.Contract,
 			Reason: "contract is neither in the bundle nor stored", Constraint: "rates_contract_id_fkey"})
 	}
 	return out, nil
@@ -478,11 +541,19 @@ const (
 
 // srcOf returns the file and row of a schedule row, falling back to the
 // entity name and the row's position.
-func srcOf(src contracts.Source, def string, i int) (string, int) {
+func srcOf(src contracts.Source, def string, i int) (file string, row, line int) {
 	if src.File == "" {
-		return def, i + 1
+		return def, i + 1, 0
 	}
-	return src.File, src.Row
+	return src.File, src.Row, src.Line
+}
+
+// locOf is where a row came from, as FILE:LINE (see contracts.Source.Loc).
+func locOf(src contracts.Source, def string, i int) string {
+	if src.File == "" {
+		return contracts.Source{File: def, Row: i + 1}.Loc()
+	}
+	return src.Loc()
 }
 
 // precheck applies the rules the database enforces on single rows and
@@ -494,11 +565,13 @@ func precheck(s *contracts.Schedule) ([]RowError, refusedRows) {
 	kinds := map[string]bool{}
 	for i := range s.Kinds {
 		k := &s.Kinds[i]
-		file, row := srcOf(k.Source, bundleKinds, i)
+		file, row, line := srcOf(k.Source, bundleKinds, i)
 		bad := func(field, value, reason, constraint string) {
-			out = append(out, RowError{File: file, Row: row, Entity: "rate_kind", ID: k.Kind, Field: field, Value: value, Reason: reason, Constraint: constraint})
+			out = append(out, RowError{index: i, File: file, Row: row, Line: line, Entity: "rate_kind", ID: k.Kind, Field: field, Value: value, Reason: reason, Constraint: constraint})
 		}
 		switch _, known := contracts.KindRequirements[k.Kind]; {
+		case k.LoadError != nil:
+			bad(k.LoadError.Field, k.LoadError.Value, k.LoadError.Reason, "")
 		case !known:
 			bad("kind", k.Kind, "unknown rate kind", "rate_kinds_kind_check")
 		case kinds[k.Kind]:
@@ -513,9 +586,9 @@ func precheck(s *contracts.Schedule) ([]RowError, refusedRows) {
 	numbers := map[string]int{}
 	for i := range s.Contracts {
 		c := &s.Contracts[i]
-		file, row := srcOf(c.Source, bundleContracts, i)
+		file, row, line := srcOf(c.Source, bundleContracts, i)
 		if e := checkContract(c, ids, numbers, s); e != nil {
-			e.File, e.Row, e.Entity, e.ID = file, row, "contract", c.ID
+			e.index, e.File, e.Row, e.Line, e.Entity, e.ID = i, file, row, line, "contract", c.ID
 			out = append(out, *e)
 			bad.contracts[i] = true
 		}
@@ -529,9 +602,9 @@ func precheck(s *contracts.Schedule) ([]RowError, refusedRows) {
 	rateIDs := map[string]int{}
 	for i := range s.Rates {
 		r := &s.Rates[i]
-		file, row := srcOf(r.Source, bundleRates, i)
+		file, row, line := srcOf(r.Source, bundleRates, i)
 		if e := checkRate(r, rateIDs, s); e != nil {
-			e.File, e.Row, e.Entity, e.ID = file, row, "rate", r.ID
+			e.index, e.File, e.Row, e.Line, e.Entity, e.ID = i, file, row, line, "rate", r.ID
 			out = append(out, *e)
 			bad.rates[i] = true
 		}
@@ -559,10 +632,7 @@ func checkContract(c *contracts.Contract, ids, numbers map[string]int, s *contra
 	if c.LoadError != nil {
 		return loadErr(c.LoadError)
 	}
-	where := func(j int) string {
-		f, r := srcOf(s.Contracts[j].Source, bundleContracts, j)
-		return fmt.Sprintf("%s:%d", f, r)
-	}
+	where := func(j int) string { return locOf(s.Contracts[j].Source, bundleContracts, j) }
 	switch {
 	case c.ID == "":
 		return fieldErr("contract_id", "", "contract_id is required", "contracts_contract_id_check")
@@ -634,9 +704,6 @@ func rateValueProblem(t contracts.RateType, v money.Fixed) string {
 		if v <= 0 {
 			return "an amount must be greater than 0"
 		}
-		if _, exact := v.Cents(); !exact {
-			return "an amount has at most two decimal places"
-		}
 	}
 	if v > 999_999_999_999*money.FixedScale || v < -999_999_999_999*money.FixedScale {
 		return "value out of range"
@@ -649,8 +716,7 @@ func checkRate(r *contracts.Rate, ids map[string]int, s *contracts.Schedule) *Ro
 		return loadErr(r.LoadError)
 	}
 	if first, dup := ids[r.ID]; dup {
-		f, row := srcOf(s.Rates[first].Source, bundleRates, first)
-		return fieldErr("rate_id", r.ID, fmt.Sprintf("duplicate rate_id (first at %s:%d)", f, row), "rates_pkey")
+		return fieldErr("rate_id", r.ID, "duplicate rate_id (first at "+locOf(s.Rates[first].Source, bundleRates, first)+")", "rates_pkey")
 	}
 	_, knownKind := contracts.KindRequirements[r.Kind]
 	switch {

@@ -22,12 +22,34 @@ type SourceError struct {
 func (e *SourceError) Error() string { return e.Err.Error() }
 func (e *SourceError) Unwrap() error { return e.Err }
 
+// EmptyError is a schedule that holds no contract at all (an empty store,
+// a contracts.csv with only its header): a configuration mistake, since a
+// run against it would turn every line into an exception.
+type EmptyError struct {
+	Source string // as describe gives it: no password
+}
+
+func (e *EmptyError) Error() string {
+	return "the contract schedule from " + e.Source + " holds no contract: check --contracts (a store needs `repricer contracts import` first)"
+}
+
+// CheckNotEmpty returns an *EmptyError when s holds no contract.
+func CheckNotEmpty(s *contracts.Schedule, src string) error {
+	if len(s.Contracts) == 0 {
+		return &EmptyError{Source: describe(src)}
+	}
+	return nil
+}
+
 // Load reads and validates the schedule at src. The returned description
 // of the source ("bundle:DIR" or "postgres:URL") never holds a password.
 func Load(ctx context.Context, src string, opts postgres.Options) (*contracts.Validated, string, error) {
 	if postgres.IsURL(src) {
 		s, err := postgres.LoadURL(ctx, src, opts)
 		if err != nil {
+			return nil, "", err
+		}
+		if err := CheckNotEmpty(s, src); err != nil {
 			return nil, "", err
 		}
 		return contracts.Validate(s), describe(src), nil
@@ -39,6 +61,9 @@ func Load(ctx context.Context, src string, opts postgres.Options) (*contracts.Va
 	if err != nil {
 		return nil, "", err
 	}
+	if err := CheckNotEmpty(s, src); err != nil {
+		return nil, "", err
+	}
 	return contracts.Validate(s), describe(src), nil
 }
 
@@ -47,6 +72,12 @@ func Load(ctx context.Context, src string, opts postgres.Options) (*contracts.Va
 // postgres.LoadStream): header gets the kinds and contracts, then rate each
 // rate in source order. It returns the description Load returns.
 func Stream(ctx context.Context, src string, opts postgres.Options, header func(*contracts.Schedule) error, rate func(r *contracts.Rate) error) (desc string, err error) {
+	checked := func(s *contracts.Schedule) error {
+		if err := CheckNotEmpty(s, src); err != nil {
+			return err
+		}
+		return header(s)
+	}
 	if postgres.IsURL(src) {
 		db, err := postgres.Open(ctx, src, opts)
 		if err != nil {
@@ -57,12 +88,12 @@ func Stream(ctx context.Context, src string, opts postgres.Options, header func(
 				err = cerr
 			}
 		}()
-		return describe(src), postgres.LoadStream(ctx, db, header, rate)
+		return describe(src), postgres.LoadStream(ctx, db, checked, rate)
 	}
 	if err := checkBundle(src); err != nil {
 		return "", err
 	}
-	return describe(src), bundle.ReadStream(ctx, src, header, rate)
+	return describe(src), bundle.ReadStream(ctx, src, checked, rate)
 }
 
 // checkBundle reports a src that is not a folder as a *SourceError.
