@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -131,10 +132,10 @@ that cannot be read; 5 imported with refused rows left out (--skip-refused).`,
 			}
 			if path := c.String("report"); path != "" {
 				if werr := writeRefusedReport(path, refused); werr != nil {
-					return errors.Join(err, werr)
+					err = errors.Join(err, werr)
 				}
 			}
-			if err != nil {
+			if rep == nil {
 				return err
 			}
 			w := c.App.Writer
@@ -151,9 +152,9 @@ that cannot be read; 5 imported with refused rows left out (--skip-refused).`,
 				for _, r := range refused {
 					b.WriteString("\n  " + r.String())
 				}
-				return &exitStatus{code: exitImportPartial, err: errors.New(b.String())}
+				return &exitStatus{code: exitImportPartial, err: errors.Join(errors.New(b.String()), err)}
 			}
-			return nil
+			return err // the report could not be written
 		},
 	}
 }
@@ -169,6 +170,9 @@ func writeRefusedReport(path string, rows []postgres.RowError) error {
 	}
 	cw.Flush()
 	if err := cw.Error(); err != nil {
+		return fmt.Errorf("--report: %w", err)
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return fmt.Errorf("--report: %w", err)
 	}
 	tmp := path + ".tmp"

@@ -112,10 +112,26 @@ func ImportAccepted(ctx context.Context, db *sqlx.DB, s *contracts.Schedule) (*I
 		if !errors.As(err, &ie) {
 			return rep, refused, err
 		}
+		// Of contracts of one vendor whose terms overlap each other, the first
+		// in the bundle stays and the others are left out, as the first of
+		// duplicate rows would (it is refused next time round if it also
+		// overlaps a stored contract).
+		overlapping := map[string][]int{}
+		for _, r := range ie.Rows {
+			if r.Entity == "contract" && r.Constraint == overlapConstraint {
+				v := cur.Contracts[r.index].VendorID
+				overlapping[v] = append(overlapping[v], r.index)
+			}
+		}
 		drop := map[string]map[int]bool{"rate_kind": {}, "contract": {}, "rate": {}}
 		for _, r := range ie.Rows {
 			if drop[r.Entity] == nil {
 				return nil, refused, err // not a row of s: nothing to leave out
+			}
+			if r.Entity == "contract" && r.Constraint == overlapConstraint {
+				if o := overlapping[cur.Contracts[r.index].VendorID]; len(o) > 1 && slices.Min(o) == r.index {
+					continue
+				}
 			}
 			drop[r.Entity][r.index] = true
 			switch r.Entity {
@@ -346,6 +362,9 @@ func rateValues(r *contracts.Rate, v []driver.Value) {
 	v[16], v[17], v[18] = r.RequiresAuth, r.RequiresReview, r.Active
 }
 
+// overlapConstraint keeps the terms of a vendor's in-force contracts apart.
+const overlapConstraint = "contracts_vendor_term_excl"
+
 // inForce lists the statuses whose terms may not overlap per vendor.
 const inForce = `('Active', 'Expired', 'Terminated')`
 
@@ -415,7 +434,7 @@ func checkStaged(ctx context.Context, tx *sqlx.Tx, s *contracts.Schedule) ([]Row
 		}
 		out = append(out, RowError{index: o.Row, File: file, Row: row, Line: line, Entity: "contract", ID: o.ID, Field: "effective_date",
 			Reason:     fmt.Sprintf("term %s..%s overlaps %s (%s..%s) of the same vendor; in-force contracts of a vendor may not overlap", o.Eff, o.Exp, where, o.OEff, o.OExp),
-			Constraint: "contracts_vendor_term_excl"})
+			Constraint: overlapConstraint})
 	}
 
 	type orphan struct {
