@@ -96,9 +96,9 @@ type input struct {
 	// been read of units, its bytes (CSV) or rows (Parquet).
 	weight          int64
 	progress, units atomic.Int64
-	hash    string
-	size    int64
-	lines   int64
+	hash            string
+	size            int64
+	lines           int64
 }
 
 type inputSet struct {

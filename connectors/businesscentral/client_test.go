@@ -44,7 +44,7 @@ func TestClientErrors(t *testing.T) {
 	type outcome struct {
 		is         []error // errors.Is must hold for each
 		isNot      []error
-		requests   int64 // API requests the client sent
+		requests   int64         // API requests the client sent
 		minElapsed time.Duration // the waits between attempts, added up
 		maxElapsed time.Duration
 	}

@@ -10,8 +10,8 @@ import (
 
 // Errors of malformed records, as encoding/csv names them.
 var (
-	ErrBareQuote  = errors.New(`bare " in non-quoted field`)
-	ErrQuote      = errors.New(`extraneous or missing " in quoted field`)
+	ErrBareQuote = errors.New(`bare " in non-quoted field`)
+	ErrQuote     = errors.New(`extraneous or missing " in quoted field`)
 	// ErrLongRecord is a record longer than MaxRecord: it is skipped (to
 	// the end of its line) and reported, and reading goes on.
 	ErrLongRecord = errors.New("record longer than 1 MiB")
@@ -30,7 +30,7 @@ type scanner struct {
 	br *bufio.Reader
 	// plain says whether the last record read had neither a quote nor a
 	// carriage return in it: its fields can be written back as they are.
-	plain bool
+	plain  bool
 	line   []byte // the record being assembled when it spans buffers or lines
 	fields []string
 	ends   []int
