@@ -142,3 +142,38 @@ func firstDiffLine(a, b []byte) string {
 	}
 	return "lengths differ"
 }
+
+// A schedule without a single contract is a configuration error (exit 2)
+// naming where it came from, not a run that excepts every line; exporting
+// an empty store is refused unless --allow-empty.
+func TestEmptyScheduleIsAConfigurationError(t *testing.T) {
+	dir := t.TempDir()
+	empty := filepath.Join(dir, "empty")
+	if err := os.MkdirAll(empty, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(empty, "contracts.csv"), []byte("contract_id,vendor_id,status,effective_date,expiration_date\n"), 0o644)
+	os.WriteFile(filepath.Join(empty, "rates.csv"), []byte("rate_id,contract_id,rate_kind,rate_type,rate_value,effective_date\n"), 0o644)
+	url := pgtest.NewDatabase(t)
+	if status, _, stderr := runCLI(t, "db", "migrate", "--db", url); status != 0 {
+		t.Fatal(stderr)
+	}
+	for _, src := range []string{empty, url} {
+		status, _, stderr := runCLI(t, "reprice", "--contracts", src, "--claims", sampleClaims, "--out", filepath.Join(dir, "out"), "--ledger", "none")
+		if status != 2 || !strings.Contains(stderr, "holds no contract") {
+			t.Errorf("reprice from an empty %s: exit %d: %s", src, status, stderr)
+		}
+		if strings.Contains(stderr, "postgres://") && strings.Contains(src, "@") && strings.Contains(stderr, "password") {
+			t.Errorf("the message shows a password: %s", stderr)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(dir, "out")); err == nil {
+		t.Error("a run against an empty schedule created its output folder")
+	}
+	if status, _, stderr := runCLI(t, "contracts", "export", "--from", url, "--to", filepath.Join(dir, "x")); status != 2 || !strings.Contains(stderr, "holds no contract") {
+		t.Errorf("export of an empty store: exit %d: %s", status, stderr)
+	}
+	if status, _, stderr := runCLI(t, "contracts", "export", "--from", url, "--to", filepath.Join(dir, "x"), "--allow-empty"); status != 0 {
+		t.Errorf("export --allow-empty: exit %d: %s", status, stderr)
+	}
+}
