@@ -343,7 +343,7 @@ func contractsCommand() *cli.Command {
 			Name:  "validate",
 			Usage: "check a contract schedule and print every rejected or suspicious row",
 			Description: `Applies the same validation a pricing run applies and prints one line per
-issue: file:row, rejected or warning, the contract or rate, the field and why.
+issue: FILE:LINE, rejected or warning, the contract or rate, the field and why.
 Exit status 0 when nothing is rejected, 1 when something is, 2 when the
 schedule cannot be read at all.`,
 			OnUsageError: onUsageError,
