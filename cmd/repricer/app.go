@@ -251,6 +251,19 @@ func ledgerTarget(c *cli.Context) string {
 	return adjust.DefaultLedgerFile(os.Getenv)
 }
 
+// warnSkippedRecords says which lines of a ledger file were skipped as
+// torn records (a write that failed), so that a missing run is explained.
+func warnSkippedRecords(ctx context.Context, w io.Writer, ledger string) {
+	if postgres.IsURL(ledger) {
+		return
+	}
+	if _, skipped, err := adjust.ReadRunsFile(ctx, ledger); err == nil {
+		for _, s := range skipped {
+			fmt.Fprintln(w, "repricer: warning:", s)
+		}
+	}
+}
+
 // ledgerName is a ledger for messages: a database URL without its password.
 func ledgerName(ledger string) string {
 	if postgres.IsURL(ledger) {
@@ -274,6 +287,7 @@ func priorOutput(ctx context.Context, c *cli.Context, ledger string) (string, er
 		if err != nil {
 			return "", err
 		}
+		warnSkippedRecords(ctx, c.App.ErrWriter, ledger)
 		prior = dir
 	}
 	if prior != "" && c.String("out") == "-" {
