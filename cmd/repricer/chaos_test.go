@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/repricer/repricer/connectors/bundle"
+	"github.com/repricer/repricer/contracts"
 	"github.com/repricer/repricer/nightly"
 	"github.com/repricer/repricer/synth"
 )
@@ -126,6 +127,49 @@ func sameSet(got outputSet, want ...outputSet) bool {
 	return false
 }
 
+// runFixture is a generated bundle, claim files written over it, and a
+// nightly configuration for the night of 2024-05-15 whose claims are
+// dir/in/2024-05-15/*.csv.
+type runFixture struct {
+	dir, bundle, config string
+	schedule            *contracts.Schedule
+}
+
+func newRunFixture(t *testing.T, contractsN, ratesN int) *runFixture {
+	t.Helper()
+	dir := t.TempDir()
+	f := &runFixture{dir: dir, bundle: filepath.Join(dir, "contracts"), config: filepath.Join(dir, "nightly.json"),
+		schedule: synth.Schedule(synth.ScheduleOptions{Seed: int64(contractsN), Contracts: contractsN, Rates: ratesN})}
+	if err := bundle.Write(context.Background(), f.bundle, f.schedule); err != nil {
+		t.Fatal(err)
+	}
+	cfg, _ := json.Marshal(map[string]any{"contracts": f.bundle, "claims": []string{filepath.Join(dir, "in", "{{date}}", "*.csv")},
+		"out": filepath.Join(dir, "run-out", "{{date}}"), "lock": map[string]any{"mode": "file"}})
+	if err := os.WriteFile(f.config, cfg, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
+// claims writes n generated lines to path.
+func (f *runFixture) claims(t *testing.T, path string, seed, n int64) string {
+	t.Helper()
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	out, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := synth.WriteCSV(context.Background(), out, synth.Claims(synth.ClaimOptions{Schedule: f.schedule, Seed: seed, Lines: n})); err != nil {
+		t.Fatal(err)
+	}
+	if err := out.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
 // TestKillAtRandom SIGKILLs real reprice and run processes at random
 // moments while they replace an earlier run in the same folder. After each
 // kill the folder holds the old run or the new one, or no complete run (no
@@ -136,31 +180,10 @@ func TestKillAtRandom(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts and kills processes")
 	}
-	ctx := context.Background()
-	dir := t.TempDir()
-	s := synth.Schedule(synth.ScheduleOptions{Seed: 11, Contracts: 60, Rates: 3000})
-	bundleDir := filepath.Join(dir, "contracts")
-	if err := bundle.Write(ctx, bundleDir, s); err != nil {
-		t.Fatal(err)
-	}
-	writeClaims := func(path string, seed int64, n int64) {
-		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		f, err := os.Create(path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := synth.WriteCSV(ctx, f, synth.Claims(synth.ClaimOptions{Schedule: s, Seed: seed, Lines: n})); err != nil {
-			t.Fatal(err)
-		}
-		if err := f.Close(); err != nil {
-			t.Fatal(err)
-		}
-	}
-	oldClaims, newClaims := filepath.Join(dir, "old", "claims.csv"), filepath.Join(dir, "in", "2024-05-15", "claims.csv")
-	writeClaims(oldClaims, 1, 2000)
-	writeClaims(newClaims, 2, *killLines)
+	fx := newRunFixture(t, 60, 3000)
+	dir, bundleDir, config := fx.dir, fx.bundle, fx.config
+	oldClaims := fx.claims(t, filepath.Join(dir, "old", "claims.csv"), 1, 2000)
+	newClaims := fx.claims(t, filepath.Join(dir, "in", "2024-05-15", "claims.csv"), 2, *killLines)
 
 	seed := uint64(time.Now().UnixNano())
 	rng := rand.New(rand.NewPCG(seed, 0))
@@ -168,12 +191,6 @@ func TestKillAtRandom(t *testing.T) {
 
 	reprice := func(claims, out string) []string {
 		return []string{"reprice", "--contracts", bundleDir, "--claims", claims, "--out", out, "--ledger", "none", "-q"}
-	}
-	config := filepath.Join(dir, "nightly.json")
-	cfg, _ := json.Marshal(map[string]any{"contracts": bundleDir, "claims": []string{filepath.Join(dir, "in", "{{date}}", "*.csv")},
-		"out": filepath.Join(dir, "run-out", "{{date}}"), "lock": map[string]any{"mode": "file"}})
-	if err := os.WriteFile(config, cfg, 0o644); err != nil {
-		t.Fatal(err)
 	}
 	runOut := filepath.Join(dir, "run-out", "2024-05-15")
 
@@ -299,31 +316,9 @@ func TestSIGTERMIsNamed(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts and signals processes")
 	}
-	ctx := context.Background()
-	dir := t.TempDir()
-	s := synth.Schedule(synth.ScheduleOptions{Seed: 3, Contracts: 200, Rates: 100_000})
-	bundleDir := filepath.Join(dir, "contracts")
-	if err := bundle.Write(ctx, bundleDir, s); err != nil {
-		t.Fatal(err)
-	}
-	claims := filepath.Join(dir, "in", "2024-05-15", "claims.csv")
-	if err := os.MkdirAll(filepath.Dir(claims), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	f, err := os.Create(claims)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := synth.WriteCSV(ctx, f, synth.Claims(synth.ClaimOptions{Schedule: s, Seed: 1, Lines: 100_000})); err != nil {
-		t.Fatal(err)
-	}
-	f.Close()
-	config := filepath.Join(dir, "nightly.json")
-	cfg, _ := json.Marshal(map[string]any{"contracts": bundleDir, "claims": []string{filepath.Join(dir, "in", "{{date}}", "*.csv")},
-		"out": filepath.Join(dir, "out", "{{date}}"), "lock": map[string]any{"mode": "file"}})
-	if err := os.WriteFile(config, cfg, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	fx := newRunFixture(t, 200, 100_000)
+	fx.claims(t, filepath.Join(fx.dir, "in", "2024-05-15", "claims.csv"), 1, 100_000)
+	config := fx.config
 	cmd := asMain(t, nil, "run", "--config", config, "--date", "2024-05-15")
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
