@@ -33,7 +33,7 @@ test-short:
 
 # The concurrent parts under the race detector (short mode: no database).
 test-race:
-	$(GO) test -race -short ./pipeline/ ./rates/ ./connectors/claimcsv/ ./connectors/claimparquet/ ./nightly/ ./adjust/ .
+	$(GO) test -race -short ./pipeline/ ./rates/ ./connectors/claimcsv/ ./connectors/claimparquet/ ./nightly/ ./adjust/ ./internal/... .
 
 vet:
 	$(GO) vet ./...
