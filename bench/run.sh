@@ -10,7 +10,9 @@
 # BENCH_FORMAT (parquet, the default, or csv; DuckDB runs only on Parquet),
 # BENCH_REPEAT (default 3: the big run is repeated and its median lines/s
 # reported with the range, because a shared machine's speed drifts by a
-# tenth or more from one run to the next).
+# tenth or more from one run to the next), BENCH_DUCKDB_MEMORY (default 8GB:
+# DuckDB's memory_limit, so that on a shared machine its step neither runs the
+# machine out of memory nor gets killed, which used to leave no table).
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -52,7 +54,7 @@ reprice_run() {
 	# outside the run: reading and indexing the rates, then syncing and
 	# renaming the files) and the busy time of the reader, the pricing
 	# workers (summed) and the writer.
-	STAGES="$(python3 - "$dir/out/summary.json" "$dir/time.txt" <<'PY'
+	STAGES="$(python3 - "$dir/out/summary.json" "$dir/time.txt" "$n" <<'PY'
 import json, sys
 t = json.load(open(sys.argv[1]))["timings"]
 wall = 0.0
@@ -60,11 +62,14 @@ for line in open(sys.argv[2]):
     if "Elapsed (wall clock)" in line:
         for part in line.rsplit(" ", 1)[1].strip().split(":"):
             wall = wall * 60 + float(part)
+print("%.0f" % (int(sys.argv[3]) / wall if wall > 0 else 0))
 print("load+publish %.1fs, run %.1fs (read %.1fs, price %.1fs over %d workers, write %.1fs)" % (
     wall - t["total_seconds"], t["total_seconds"], t["read_seconds"], t["price_seconds"], t["workers"], t["write_seconds"]))
 PY
 )"
-	echo "   $STAGES" >&2
+	# The first line is end-to-end lines/s (the load included), the second the stages.
+	E2E="${STAGES%%$'\n'*}" STAGES="${STAGES#*$'\n'}"
+	echo "   $STAGES; end to end $E2E lines/s" >&2
 }
 
 repeat="${BENCH_REPEAT:-3}"
@@ -72,12 +77,12 @@ runs=()
 big_rss=0
 for ((i = 1; i <= repeat; i++)); do
 	reprice_run "$lines"
-	runs+=("$LPS $RSS_KB $STAGES")
+	runs+=("$LPS $RSS_KB $E2E $STAGES")
 	((RSS_KB > big_rss)) && big_rss="$RSS_KB"
 done
 # The median run by lines/s gives the reported speed and stages.
 median="$(printf '%s\n' "${runs[@]}" | sort -n -k1,1 | sed -n "$(((repeat + 1) / 2))p")"
-big_lps="${median%% *}" big_stages="${median#* * }"
+read -r big_lps _ big_e2e big_stages <<<"$median"
 lps_range="$(printf '%s\n' "${runs[@]}" | sort -n -k1,1 | awk 'NR==1{lo=$1} {hi=$1} END{print lo "-" hi}')"
 if [[ "$small" != "$lines" ]]; then
 	reprice_run "$small"
@@ -108,20 +113,21 @@ PY
 
 	echo "== duckdb on the same $lines-line file" >&2
 	duck_line="$("$bin/duckbench" -contracts "$work/n$lines/contracts" -claims "$work/n$lines/claims.parquet" \
-		-out "$work/n$lines/duckdb_priced.parquet")"
+		-out "$work/n$lines/duckdb_priced.parquet" -memory-limit "${BENCH_DUCKDB_MEMORY:-8GB}")"
 	echo "$duck_line" >&2
 	duck_lps="$(sed -n 's/.*lines_per_sec=\([0-9.]*\).*/\1/p' <<<"$duck_line")"
 else
 	echo "== skipping DuckDB: it reads the Parquet file only" >&2
 fi
 
-python3 - "$lines" "$small" "$big_lps" "$small_rss" "$big_rss" "$duck_lps" "$format" "$big_stages" "$lps_range" "$repeat" <<'PY'
+python3 - "$lines" "$small" "$big_lps" "$small_rss" "$big_rss" "$duck_lps" "$format" "$big_stages" "$lps_range" "$repeat" "$big_e2e" <<'PY'
 import sys
-lines, small, lps, small_rss, big_rss, duck, fmt, stages, lps_range, repeat = sys.argv[1:]
+lines, small, lps, small_rss, big_rss, duck, fmt, stages, lps_range, repeat, e2e = sys.argv[1:]
 mib = lambda kb: float(kb) / 1024
 rows = [
     ("claim format", fmt),
     ("repricer lines/s (%s lines, median of %s)" % (lines, repeat), "%.0f (range %s)" % (float(lps), lps_range)),
+    ("repricer end to end lines/s, load included (median run)", e2e),
     ("repricer stages (%s lines)" % lines, stages),
     ("repricer peak RSS at %s lines" % small, "%.0f MiB" % mib(small_rss)),
     ("repricer peak RSS at %s lines (max)" % lines, "%.0f MiB" % mib(big_rss)),
