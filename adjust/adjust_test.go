@@ -15,10 +15,10 @@ const excHeader = "claim_id,line_number,code,severity,cpt_code,service_date\n"
 func writeRun(t *testing.T, priced, exc string) string {
 	t.Helper()
 	dir := t.TempDir()
-	if err := os.WriteFile(filepath.Join(dir, PricedFile), []byte(pricedHeader+priced), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, "priced.csv"), []byte(pricedHeader+priced), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(filepath.Join(dir, ExceptionsFile), []byte(excHeader+exc), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, "exceptions.csv"), []byte(excHeader+exc), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	return dir
@@ -81,9 +81,18 @@ func TestCompareReasons(t *testing.T) {
 	for _, g := range rep.ByContract {
 		byC[g.Key] = g.DeltaNet.String()
 	}
-	// C1 loses C (76), E (76), G (76) and D's 9.50, gains B's 4.75, F and J.
-	if byC["C1"] != "-14.25" || byC["C2"] != "80.00" {
+	// Each line counts once, under the contract pricing it now, else
+	// before: C moved to C2 (76.00 -> 80.00); C1 keeps the rest: B +4.75,
+	// D -9.50, E -76, F +142.50, G -76, J +76.
+	if byC["C1"] != "61.75" || byC["C2"] != "4.00" {
 		t.Errorf("by contract = %v", byC)
+	}
+	var lines int64
+	for _, g := range rep.ByContract {
+		lines += g.Lines
+	}
+	if lines != rep.Totals.Lines || lines != int64(len(want)) {
+		t.Errorf("by-contract lines add up to %d, want %d", lines, len(want))
 	}
 	var sb strings.Builder
 	if err := rep.WriteCSV(&sb); err != nil {

@@ -1,0 +1,152 @@
+package adjust
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	"github.com/repricer/repricer/connectors/postgres"
+	"github.com/repricer/repricer/pipeline"
+)
+
+// ListRunsFile returns the runs of the ledger file at path in the order
+// they were recorded; a run recorded twice is listed once, with its last
+// record, where that record is. A last line without its newline that does
+// not parse is a write torn by a crash and is left out.
+func ListRunsFile(ctx context.Context, path string) (out []RunRecord, err error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, &LedgerError{File: path, Err: err}
+	}
+	defer f.Close() // read-only
+	br := bufio.NewReader(f)
+	at := map[string]int{}
+	for line := 1; ; line++ {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		b, rerr := br.ReadBytes('\n')
+		if len(b) > 0 && !(len(b) == 1 && b[0] == '\n') {
+			var r RunRecord
+			if err := json.Unmarshal(b, &r); err != nil {
+				if errors.Is(rerr, io.EOF) {
+					break // torn last line
+				}
+				return nil, &LedgerError{File: path, Line: line, Err: err}
+			}
+			if i, ok := at[r.RunID]; ok {
+				out = append(out[:i], out[i+1:]...)
+				for id, j := range at {
+					if j > i {
+						at[id] = j - 1
+					}
+				}
+			}
+			at[r.RunID] = len(out)
+			out = append(out, r)
+		}
+		if errors.Is(rerr, io.EOF) {
+			break
+		}
+		if rerr != nil {
+			return nil, &LedgerError{File: path, Line: line, Err: rerr}
+		}
+	}
+	return out, nil
+}
+
+// ListRuns returns the runs of the ledger named by target (a postgres://
+// URL: the runs table, by start time; or a ledger file, see ListRunsFile).
+func ListRuns(ctx context.Context, target string, timeout time.Duration) (out []RunRecord, err error) {
+	if !postgres.IsURL(target) {
+		return ListRunsFile(ctx, target)
+	}
+	db, err := postgres.Open(ctx, target, postgres.Options{StatementTimeout: timeout})
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		if cerr := db.Close(); cerr != nil && err == nil {
+			err = cerr
+		}
+	}()
+	recs, err := postgres.ListRuns(ctx, db)
+	if err != nil {
+		return nil, err
+	}
+	for i := range recs {
+		r, err := fromPG(&recs[i])
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, r)
+	}
+	return out, nil
+}
+
+// GetRun returns the record of runID in the ledger named by target, or an
+// error wrapping ErrRunNotFound (postgres.ErrRunNotFound for a store).
+func GetRun(ctx context.Context, target string, timeout time.Duration, runID string) (rec *RunRecord, err error) {
+	if !postgres.IsURL(target) {
+		return GetRunFile(ctx, target, runID)
+	}
+	db, err := postgres.Open(ctx, target, postgres.Options{StatementTimeout: timeout})
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		if cerr := db.Close(); cerr != nil && err == nil {
+			err = cerr
+		}
+	}()
+	pg, err := postgres.GetRun(ctx, db, runID)
+	if err != nil {
+		return nil, err
+	}
+	r, err := fromPG(pg)
+	if err != nil {
+		return nil, err
+	}
+	return &r, nil
+}
+
+// fromPG maps a runs-table row back onto a ledger entry (the inverse of
+// pgRunRecord); documents missing from the row stay zero.
+func fromPG(pg *postgres.RunRecord) (RunRecord, error) {
+	rec := RunRecord{RunID: pg.RunID, StartedAt: pg.StartedAt.UTC(), OutputLocation: pg.OutputLocation}
+	if !pg.FinishedAt.IsZero() {
+		rec.FinishedAt = pg.FinishedAt.UTC()
+	}
+	var inputs struct {
+		Files     []pipeline.InputSummary   `json:"files"`
+		Reference pipeline.ReferenceSummary `json:"reference"`
+		Settings  pipeline.Settings         `json:"settings"`
+	}
+	var totals struct {
+		Totals     pipeline.Totals           `json:"totals"`
+		ByContract []pipeline.ContractTotals `json:"by_contract"`
+	}
+	for _, d := range []struct {
+		name string
+		b    json.RawMessage
+		v    any
+	}{{"inputs", pg.Inputs, &inputs}, {"counts", pg.Counts, &rec.Counts}, {"totals", pg.Totals, &totals}} {
+		if len(d.b) == 0 {
+			continue
+		}
+		if err := json.Unmarshal(d.b, d.v); err != nil {
+			return rec, &postgres.LedgerError{RunID: pg.RunID, Err: fmt.Errorf("%s: %w", d.name, err)}
+		}
+	}
+	rec.Inputs, rec.Reference, rec.Settings = inputs.Files, inputs.Reference, inputs.Settings
+	if rec.Reference.Fingerprint == "" {
+		rec.Reference.Fingerprint = pg.ReferenceFingerprint
+	}
+	rec.Totals, rec.ByContract = totals.Totals, totals.ByContract
+	return rec, nil
+}
