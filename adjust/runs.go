@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
+	"text/tabwriter"
 	"time"
 
 	"github.com/repricer/repricer/connectors/postgres"
@@ -149,4 +151,64 @@ func fromPG(pg *postgres.RunRecord) (RunRecord, error) {
 	}
 	rec.Totals, rec.ByContract = totals.Totals, totals.ByContract
 	return rec, nil
+}
+
+// WriteRunList writes one line per run under a header: run id, start time,
+// input lines, priced lines, error exceptions, net payable, the first 12
+// hex digits of the reference fingerprint, the input files and the output
+// folder.
+func WriteRunList(w io.Writer, recs []RunRecord) error {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "RUN_ID\tSTARTED\tLINES\tPRICED\tERRORS\tNET_PAYABLE\tFINGERPRINT\tINPUTS\tOUTPUT")
+	for i := range recs {
+		r := &recs[i]
+		files := make([]string, len(r.Inputs))
+		for j, in := range r.Inputs {
+			files[j] = in.File
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%s\t%s\t%s\t%s\n", r.RunID, r.StartedAt.UTC().Format(time.RFC3339),
+			r.Counts.InputLines, r.Counts.PricedLines, r.Counts.ErrorExceptions, r.Totals.NetPayable,
+			short(r.Reference.Fingerprint, 12), strings.Join(files, ","), r.OutputLocation)
+	}
+	return tw.Flush()
+}
+
+func short(s string, n int) string {
+	if len(s) > n {
+		return s[:n]
+	}
+	return s
+}
+
+// WriteRunText writes one run's ledger entry for reading: when it ran,
+// its inputs with their checksums, the reference data and settings, the
+// counts, the totals and totals by contract, and the output folder.
+func WriteRunText(w io.Writer, r *RunRecord) error {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	p := func(format string, args ...any) { fmt.Fprintf(tw, format+"\n", args...) }
+	p("run\t%s", r.RunID)
+	p("started\t%s", r.StartedAt.UTC().Format(time.RFC3339))
+	if !r.FinishedAt.IsZero() {
+		p("finished\t%s", r.FinishedAt.UTC().Format(time.RFC3339))
+	}
+	for _, in := range r.Inputs {
+		p("input\t%s: %d lines, %d bytes, sha256 %s", in.File, in.Lines, in.Bytes, in.SHA256)
+	}
+	ref := &r.Reference
+	p("reference\t%s: %d contracts (%d rejected), %d rates, %d schedule issues", ref.Source, ref.Contracts, ref.RejectedContracts, ref.Rates, ref.Issues)
+	p("fingerprint\t%s", ref.Fingerprint)
+	settings := "format " + r.Settings.Format
+	if r.Settings.SystemDefaultRate != "" {
+		settings += ", system default rate " + r.Settings.SystemDefaultRate
+	}
+	p("settings\t%s", settings)
+	c := &r.Counts
+	p("lines\t%d: %d priced, %d error exceptions, %d review exceptions", c.InputLines, c.PricedLines, c.ErrorExceptions, c.ReviewExceptions)
+	t := &r.Totals
+	p("totals\tbilled %s, allowed %s, admin fee %s, net payable %s", t.BilledInput, t.Allowed, t.AdminFee, t.NetPayable)
+	for _, ct := range r.ByContract {
+		p("contract\t%s %s: %d lines, billed %s, allowed %s, net payable %s", ct.ContractID, ct.ContractNumber, ct.Lines, ct.Billed, ct.Allowed, ct.NetPayable)
+	}
+	p("output\t%s", r.OutputLocation)
+	return tw.Flush()
 }

@@ -62,6 +62,7 @@ run holds the lock (repricer run).`,
 			explainCommand(),
 			syncCommand(),
 			adjustCommand(),
+			runsCommand(),
 			genCommand(),
 		},
 	}
