@@ -226,3 +226,22 @@ func TestReprocessPostgres(t *testing.T) {
 		t.Errorf("unknown run: exit %d, want 2", status)
 	}
 }
+
+// TestReprocessingDocMatchesGolden: the by-contract table that
+// docs/reprocessing.md shows is the golden report of the walk-through.
+func TestReprocessingDocMatchesGolden(t *testing.T) {
+	doc := readFile(t, "../../docs/reprocessing.md")
+	const intro = "The walk-through's `adjustments_by_contract.csv`:\n\n```csv\n"
+	i := strings.Index(doc, intro)
+	if i < 0 {
+		t.Fatal("docs/reprocessing.md no longer shows adjustments_by_contract.csv")
+	}
+	block := doc[i+len(intro):]
+	block = block[:strings.Index(block, "```")]
+	if want := readFile(t, filepath.Join(reprocessG, adjust.ByContractFile)); block != want {
+		t.Errorf("docs/reprocessing.md shows\n%s\nthe golden report is\n%s", block, want)
+	}
+	if !strings.Contains(doc, "9 lines (UNCHANGED 5, RATE_AMENDED 2, NEWLY_PRICED 1, NEWLY_EXCEPTED 1); allowed 650.00 -> 755.00 (+105.00), net payable 621.00 -> 720.75 (+99.75)") {
+		t.Error("docs/reprocessing.md lacks the adjust output line of TestReprocessScenario")
+	}
+}

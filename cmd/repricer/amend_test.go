@@ -96,7 +96,7 @@ func TestReprocessScenario(t *testing.T) {
 	mustRun(t, "reprice", "--contracts", amended, "--claims", claimsFile, "--out", run2, "-q")
 	reportDir := filepath.Join(dir, "report")
 	out = mustRun(t, "adjust", "--prior", run1, "--current", run2, "--out", reportDir)
-	if !strings.Contains(out, "allowed 650.00 -> 755.00 (+105.00)") {
+	if !strings.HasPrefix(out, "9 lines (UNCHANGED 5, RATE_AMENDED 2, NEWLY_PRICED 1, NEWLY_EXCEPTED 1); allowed 650.00 -> 755.00 (+105.00), net payable 621.00 -> 720.75 (+99.75); report in ") {
 		t.Errorf("adjust output %q lacks the allowed totals", out)
 	}
 	for _, name := range []string{adjust.AdjustmentsFile, adjust.ByContractFile, adjust.ByCodeFile} {
