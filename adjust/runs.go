@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -27,7 +28,7 @@ func ListRunsFile(ctx context.Context, path string) (out []RunRecord, err error)
 	}
 	defer f.Close() // read-only
 	br := bufio.NewReader(f)
-	at := map[string]int{}
+	var all []RunRecord
 	for line := 1; ; line++ {
 		if err := ctx.Err(); err != nil {
 			return nil, err
@@ -41,16 +42,7 @@ func ListRunsFile(ctx context.Context, path string) (out []RunRecord, err error)
 				}
 				return nil, &LedgerError{File: path, Line: line, Err: err}
 			}
-			if i, ok := at[r.RunID]; ok {
-				out = append(out[:i], out[i+1:]...)
-				for id, j := range at {
-					if j > i {
-						at[id] = j - 1
-					}
-				}
-			}
-			at[r.RunID] = len(out)
-			out = append(out, r)
+			all = append(all, r)
 		}
 		if errors.Is(rerr, io.EOF) {
 			break
@@ -59,6 +51,14 @@ func ListRunsFile(ctx context.Context, path string) (out []RunRecord, err error)
 			return nil, &LedgerError{File: path, Line: line, Err: rerr}
 		}
 	}
+	seen := map[string]bool{}
+	for i := len(all) - 1; i >= 0; i-- {
+		if !seen[all[i].RunID] {
+			seen[all[i].RunID] = true
+			out = append(out, all[i])
+		}
+	}
+	slices.Reverse(out)
 	return out, nil
 }
 
