@@ -13,7 +13,7 @@ import (
 // runsCommand is "repricer runs": the run ledger, read-only.
 func runsCommand() *cli.Command {
 	ledger := &cli.StringFlag{Name: "ledger", EnvVars: []string{"REPRICER_LEDGER", "DATABASE_URL"},
-		Usage: "the run ledger: a JSON-lines `FILE` or a postgres:// URL (default: $REPRICER_LEDGER, else $DATABASE_URL)"}
+		Usage: "the run ledger: a JSON-lines `FILE` or a postgres:// URL"}
 	asJSON := &cli.BoolFlag{Name: "json", Usage: "print the ledger records as JSON"}
 	target := func(c *cli.Context) (string, error) {
 		if c.String("ledger") == "" {
@@ -29,8 +29,8 @@ file, or the runs table of a postgres:// database. The run ids are what
 reprice --compare-run takes.
 
 Examples:
-  repricer runs list --ledger out/repricer-ledger.jsonl
-  repricer runs show --ledger out/repricer-ledger.jsonl 20240705T101500Z-3f2a9c1e`,
+  repricer runs list --ledger out/ledger.jsonl
+  repricer runs show --ledger out/ledger.jsonl 20240705T101500Z-3f2a9c1e`,
 		Subcommands: []*cli.Command{
 			{
 				Name:         "list",
