@@ -268,7 +268,7 @@ func CompareWith(ctx context.Context, priorDir, currentDir string, opts Options)
 	if err != nil {
 		return nil, err
 	}
-	rep := &Report{Prior: priorDir, Current: currentDir}
+	rep := &Report{Prior: priorDir, Current: currentDir, Lines: make([]Line, 0, len(cur.rows))}
 	emit := func(o, n *row) {
 		l := Line{}
 		src := n

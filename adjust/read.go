@@ -171,7 +171,7 @@ func readArrow(ctx context.Context, path string, required []string, fn func(*cel
 	)
 	c := &cells{file: path, get: func(col string) string {
 		if j, ok := cols[col]; ok {
-			return cellText(rec.Column(j), i)
+			return strings.TrimSpace(cellText(rec.Column(j), i))
 		}
 		return ""
 	}}
