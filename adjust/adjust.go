@@ -1,19 +1,22 @@
 // Package adjust compares two pricing runs of the same claims line by line
 // and explains every difference: the adjustment report finance teams need
-// after a contract amendment (docs/reprocessing.md).
+// after a contract amendment (docs/reprocessing.md). It also lists the run
+// ledger (ListRuns), where runs are recorded for later comparison.
 //
-// Compare reads two output folders written by pipeline.Run in CSV format
-// (priced.csv and exceptions.csv; Parquet outputs are not read yet) and
-// returns a Report: one Line per claim line with the old and new outcome,
-// amounts, contract and rate, the exact money.Cents deltas and a Reason,
-// plus totals by contract and by procedure code.
+// Compare reads two output folders written by pipeline.Run in any output
+// format (priced and exceptions files as CSV, Parquet or Arrow IPC streams;
+// the two runs need not share a format) and returns a Report: one Line per
+// claim line with the old and new outcome, contract, rate and amounts, the
+// exact money.Cents deltas, a Reason and, when an amendment log is given,
+// the amendment that caused the change; plus totals by contract and by
+// procedure code.
 //
 // # Matching lines
 //
 // A line is keyed by (claim_id, line_number). Each run contributes, per key,
 // its primary outcome — the priced row, or else the first error exception
-// whose code is not INVALID_ROW or DUPLICATE_LINE — and, in exceptions-file
-// order, its secondary rows (INVALID_ROW and DUPLICATE_LINE exceptions, which
+// whose code is not INVALID_ROW or DUPLICATE_LINE — and, in input order,
+// its secondary rows (INVALID_ROW and DUPLICATE_LINE exceptions, which
 // describe extra input rows rather than the line's pricing). Primaries are
 // matched with primaries and secondaries with secondaries in order. Review
 // exceptions are not lines (the priced row stands for them).
@@ -39,23 +42,19 @@
 //
 // # Order and memory
 //
-// Lines come in the current run's order: its priced rows in file order,
-// then its error exceptions in file order (the two files each keep input
-// order; their interleaving is not recorded in the outputs), then the
-// lines only the prior run has, in its order. Both runs are held in memory
-// (a few hundred bytes per line); this is meant for runs of up to some
-// millions of lines.
+// Lines come in the current run's input order (claim order): the error
+// exceptions carry their source file and row, the run's summary.json the
+// line count of each input, and the priced rows, which keep input order,
+// fill the remaining positions. Lines only the prior run has come last, in
+// its order. Both runs are held in memory (a few hundred bytes per line);
+// this is meant for runs of up to some millions of lines.
 package adjust
 
 import (
 	"cmp"
 	"context"
-	"encoding/csv"
 	"errors"
 	"fmt"
-	"io"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 
@@ -83,15 +82,24 @@ func Reasons() []Reason {
 	return []Reason{Unchanged, RateAmended, ContractChanged, AmountChanged, NewlyPriced, NewlyExcepted, ExceptionChanged, NewLine, RemovedLine}
 }
 
-// File names of a pipeline output folder, and of the report.
+// File names of the report.
 const (
-	PricedFile     = "priced.csv"
-	ExceptionsFile = "exceptions.csv"
-
 	AdjustmentsFile = "adjustments.csv"
 	ByContractFile  = "adjustments_by_contract.csv"
 	ByCodeFile      = "adjustments_by_code.csv"
 	SummaryFile     = "adjustment_summary.json"
+	HTMLFile        = "adjustment_report.html"
+)
+
+// Labels of the rows of adjustments_by_contract.csv and
+// adjustments_by_code.csv that are not a contract or a code.
+const (
+	// NotPricedLabel is the contract row of the lines priced in neither run.
+	NotPricedLabel = "(not priced in either run)"
+	// NoCodeLabel is the code row of the lines without a procedure code.
+	NoCodeLabel = "(no code)"
+	// TotalLabel is the last row: every line compared.
+	TotalLabel = "(total)"
 )
 
 // StatusPriced is the status of a priced line; other statuses are
@@ -100,8 +108,7 @@ const StatusPriced = "priced"
 
 // Errors of Compare.
 var (
-	ErrNoOutputs = errors.New("no priced.csv and exceptions.csv in the output folder")
-	ErrParquet   = errors.New("the output folder holds Parquet outputs; compare reads CSV outputs (rerun with --format csv)")
+	ErrNoOutputs = errors.New("no priced and exceptions files (.csv, .parquet or .arrows) in the output folder")
 	ErrColumn    = errors.New("required column is missing")
 	ErrValue     = errors.New("value does not parse")
 )
@@ -133,29 +140,50 @@ func (e *FileError) Unwrap() error { return e.Err }
 
 // Outcome is one run's result for a line.
 type Outcome struct {
-	Status     string // StatusPriced, an exception code, or "" (absent)
-	ContractID string
-	RateID     string
-	RateType   string
-	RateValue  string
-	Allowed    money.Cents
-	AdminFee   money.Cents
-	NetPayable money.Cents
+	Status         string // StatusPriced, an exception code, or "" (absent)
+	ContractID     string
+	ContractNumber string
+	RateID         string
+	RateType       string
+	RateValue      string
+	Allowed        money.Cents
+	AdminFee       money.Cents
+	NetPayable     money.Cents
 }
 
-// Line is one row of the adjustment report.
+// Line is one row of the adjustment report. VendorID, CPTCode,
+// ServiceDate and BilledAmount are the current run's (the prior run's for
+// a removed line), as written in its output.
 type Line struct {
-	ClaimID     string
-	LineNumber  string
-	CPTCode     string
-	ServiceDate string
-	Reason      Reason
-	Old, New    Outcome
+	ClaimID      string
+	LineNumber   string
+	VendorID     string
+	CPTCode      string
+	ServiceDate  string
+	BilledAmount string
+	Reason       Reason
+	Old, New     Outcome
+	// Amendment caused the change, when the amendment log names it (see
+	// AmendmentLog.Cause); nil otherwise.
+	Amendment *Amendment
 }
 
 // Delta returns new minus old allowed amount, admin fee and net payable.
 func (l *Line) Delta() (allowed, adminFee, net money.Cents) {
 	return l.New.Allowed - l.Old.Allowed, l.New.AdminFee - l.Old.AdminFee, l.New.NetPayable - l.Old.NetPayable
+}
+
+// Contract is the contract a line counts under in the by-contract totals:
+// the one that prices it now, else the one that priced it before; "" when
+// neither run priced it.
+func (l *Line) Contract() *Outcome {
+	switch {
+	case l.New.Status == StatusPriced:
+		return &l.New
+	case l.Old.Status == StatusPriced:
+		return &l.Old
+	}
+	return nil
 }
 
 // Totals are old, new and delta amounts over a set of lines.
@@ -173,19 +201,17 @@ type Totals struct {
 	DeltaNet      money.Cents `json:"delta_net_payable"`
 }
 
-func (t *Totals) addOld(o *Outcome) {
-	t.OldAllowed += o.Allowed
-	t.OldAdminFee += o.AdminFee
-	t.OldNet += o.NetPayable
-}
-
-func (t *Totals) addNew(o *Outcome) {
-	t.NewAllowed += o.Allowed
-	t.NewAdminFee += o.AdminFee
-	t.NewNet += o.NetPayable
-}
-
-func (t *Totals) finish() {
+func (t *Totals) add(l *Line) {
+	t.Lines++
+	if l.Reason != Unchanged {
+		t.ChangedLines++
+	}
+	t.OldAllowed += l.Old.Allowed
+	t.OldAdminFee += l.Old.AdminFee
+	t.OldNet += l.Old.NetPayable
+	t.NewAllowed += l.New.Allowed
+	t.NewAdminFee += l.New.AdminFee
+	t.NewNet += l.New.NetPayable
 	t.DeltaAllowed = t.NewAllowed - t.OldAllowed
 	t.DeltaAdminFee = t.NewAdminFee - t.OldAdminFee
 	t.DeltaNet = t.NewNet - t.OldNet
@@ -193,7 +219,12 @@ func (t *Totals) finish() {
 
 // GroupTotals are the totals of one contract or one procedure code.
 type GroupTotals struct {
+	// Key is the contract id or the procedure code; "" for the lines
+	// priced in neither run, or without a code.
 	Key string `json:"key"`
+	// ContractNumber and VendorID are set for contracts.
+	ContractNumber string `json:"contract_number,omitempty"`
+	VendorID       string `json:"vendor_id,omitempty"`
 	Totals
 }
 
@@ -205,17 +236,30 @@ type Report struct {
 	// ByReason counts lines per reason (every reason listed).
 	ByReason map[Reason]int64 `json:"by_reason"`
 	Totals   Totals           `json:"totals"`
-	// ByContract: a line's old amounts count under its old contract and
-	// its new amounts under its new contract; Lines and ChangedLines count
-	// the lines touching the contract in either run. Key "" = lines that
-	// have no contract in either run (exceptions).
+	// ByContract: each line counts once, old and new amounts, under
+	// Line.Contract (the contract pricing it now, else before); key "" =
+	// the lines priced in neither run. The groups' Lines add up to
+	// Totals.Lines.
 	ByContract []GroupTotals `json:"by_contract"`
 	// ByCode groups by the line's procedure code.
 	ByCode []GroupTotals `json:"by_code"`
+	// Amendments are the amendments named by lines, in first-named order.
+	Amendments []Amendment `json:"amendments,omitempty"`
+}
+
+// Options tune Compare.
+type Options struct {
+	// Amendments, when set, names the amendment behind each changed line.
+	Amendments *AmendmentLog
 }
 
 // Compare reads the outputs of two runs and explains their differences.
 func Compare(ctx context.Context, priorDir, currentDir string) (*Report, error) {
+	return CompareWith(ctx, priorDir, currentDir, Options{})
+}
+
+// CompareWith is Compare with options.
+func CompareWith(ctx context.Context, priorDir, currentDir string, opts Options) (*Report, error) {
 	prior, err := readRun(ctx, priorDir)
 	if err != nil {
 		return nil, err
@@ -224,19 +268,24 @@ func Compare(ctx context.Context, priorDir, currentDir string) (*Report, error) 
 	if err != nil {
 		return nil, err
 	}
-	rep := &Report{Prior: priorDir, Current: currentDir}
+	rep := &Report{Prior: priorDir, Current: currentDir, Lines: make([]Line, 0, len(cur.rows))}
 	emit := func(o, n *row) {
 		l := Line{}
+		src := n
 		if n != nil {
-			l.ClaimID, l.LineNumber, l.CPTCode, l.ServiceDate, l.New = n.claimID, n.lineNumber, n.cpt, n.serviceDate, n.out
+			l.New = n.out
+		} else {
+			src = o
 		}
 		if o != nil {
-			if n == nil {
-				l.ClaimID, l.LineNumber, l.CPTCode, l.ServiceDate = o.claimID, o.lineNumber, o.cpt, o.serviceDate
-			}
 			l.Old = o.out
 		}
+		l.ClaimID, l.LineNumber, l.VendorID, l.CPTCode, l.ServiceDate, l.BilledAmount =
+			src.claimID, src.lineNumber, src.vendor, src.cpt, src.serviceDate, src.billed
 		l.Reason = classify(&l.Old, &l.New)
+		if l.Reason != Unchanged {
+			l.Amendment = opts.Amendments.Cause(&l)
+		}
 		rep.Lines = append(rep.Lines, l)
 	}
 	for _, n := range cur.rows {
@@ -292,63 +341,66 @@ func (rep *Report) total() {
 	for _, r := range Reasons() {
 		rep.ByReason[r] = 0
 	}
-	byContract := map[string]*Totals{}
-	byCode := map[string]*Totals{}
-	group := func(m map[string]*Totals, k string) *Totals {
-		t := m[k]
-		if t == nil {
-			t = &Totals{}
-			m[k] = t
+	byContract := map[string]*GroupTotals{}
+	byCode := map[string]*GroupTotals{}
+	group := func(m map[string]*GroupTotals, k string) *GroupTotals {
+		g := m[k]
+		if g == nil {
+			g = &GroupTotals{Key: k}
+			m[k] = g
 		}
-		return t
+		return g
 	}
+	seen := map[string]bool{}
 	for i := range rep.Lines {
 		l := &rep.Lines[i]
 		rep.ByReason[l.Reason]++
-		changed := l.Reason != Unchanged
-		count := func(t *Totals) {
-			t.Lines++
-			if changed {
-				t.ChangedLines++
+		rep.Totals.add(l)
+		var g *GroupTotals
+		if c := l.Contract(); c != nil {
+			g = group(byContract, c.ContractID)
+			if g.ContractNumber == "" {
+				g.ContractNumber, g.VendorID = c.ContractNumber, l.VendorID
 			}
+		} else {
+			g = group(byContract, "")
 		}
-		count(&rep.Totals)
-		rep.Totals.addOld(&l.Old)
-		rep.Totals.addNew(&l.New)
-
-		oc, nc := group(byContract, l.Old.ContractID), group(byContract, l.New.ContractID)
-		oc.addOld(&l.Old)
-		nc.addNew(&l.New)
-		count(oc)
-		if nc != oc {
-			count(nc)
+		g.add(l)
+		group(byCode, l.CPTCode).add(l)
+		if a := l.Amendment; a != nil && !seen[a.ID] {
+			seen[a.ID] = true
+			rep.Amendments = append(rep.Amendments, *a)
 		}
-		ct := group(byCode, l.CPTCode)
-		ct.addOld(&l.Old)
-		ct.addNew(&l.New)
-		count(ct)
 	}
-	rep.Totals.finish()
 	rep.ByContract = sortedGroups(byContract)
 	rep.ByCode = sortedGroups(byCode)
 }
 
-func sortedGroups(m map[string]*Totals) []GroupTotals {
+// sortedGroups returns the groups by key, the "" group last.
+func sortedGroups(m map[string]*GroupTotals) []GroupTotals {
 	out := make([]GroupTotals, 0, len(m))
-	for k, t := range m {
-		t.finish()
-		out = append(out, GroupTotals{Key: k, Totals: *t})
+	for _, g := range m {
+		out = append(out, *g)
 	}
-	slices.SortFunc(out, func(a, b GroupTotals) int { return cmp.Compare(a.Key, b.Key) })
+	slices.SortFunc(out, func(a, b GroupTotals) int {
+		if (a.Key == "") != (b.Key == "") {
+			if a.Key == "" {
+				return 1
+			}
+			return -1
+		}
+		return cmp.Compare(a.Key, b.Key)
+	})
 	return out
 }
 
 // row is one line of one run.
 type row struct {
-	claimID, lineNumber, cpt, serviceDate string
-	out                                   Outcome
-	secondary                             bool
-	matched                               bool
+	claimID, lineNumber, vendor, cpt, serviceDate, billed string
+	sourceFile, sourceRow                                 string // error exceptions only
+	out                                                   Outcome
+	secondary                                             bool
+	matched                                               bool
 }
 
 type key struct{ claim, line string }
@@ -383,60 +435,6 @@ func (r *runLines) take(n *row) *row {
 	return q[0]
 }
 
-func readRun(ctx context.Context, dir string) (*runLines, error) {
-	pp, ep := filepath.Join(dir, PricedFile), filepath.Join(dir, ExceptionsFile)
-	_, perr := os.Stat(pp)
-	_, eerr := os.Stat(ep)
-	if perr != nil || eerr != nil {
-		if _, err := os.Stat(filepath.Join(dir, "priced.parquet")); err == nil {
-			return nil, &FileError{File: dir, Err: ErrParquet}
-		}
-		return nil, &FileError{File: dir, Err: ErrNoOutputs}
-	}
-	r := &runLines{primary: map[key]*row{}, secondary: map[key][]*row{}}
-	err := readCSV(ctx, pp, []string{"claim_id", "line_number", "cpt_code", "service_date", "contract_id", "rate_id",
-		"rate_type", "rate_value", "allowed_amount", "admin_fee", "net_payable"}, func(get func(string) string, cents func(string) (money.Cents, error)) error {
-		ln := &row{claimID: get("claim_id"), lineNumber: get("line_number"), cpt: get("cpt_code"), serviceDate: get("service_date"),
-			out: Outcome{Status: StatusPriced, ContractID: get("contract_id"), RateID: get("rate_id"),
-				RateType: get("rate_type"), RateValue: get("rate_value")}}
-		var err error
-		if ln.out.Allowed, err = cents("allowed_amount"); err != nil {
-			return err
-		}
-		if ln.out.AdminFee, err = cents("admin_fee"); err != nil {
-			return err
-		}
-		if ln.out.NetPayable, err = cents("net_payable"); err != nil {
-			return err
-		}
-		r.add(ln)
-		return nil
-	})
-	if err != nil {
-		return nil, err
-	}
-	err = readCSV(ctx, ep, []string{"claim_id", "line_number", "code", "severity", "cpt_code", "service_date"},
-		func(get func(string) string, _ func(string) (money.Cents, error)) error {
-			if get("severity") != "error" {
-				return nil // review rows repeat a priced line
-			}
-			code := get("code")
-			ln := &row{claimID: get("claim_id"), lineNumber: get("line_number"), cpt: get("cpt_code"), serviceDate: get("service_date"),
-				out: Outcome{Status: code}, secondary: code == "INVALID_ROW" || code == "DUPLICATE_LINE"}
-			if !ln.secondary {
-				if _, has := r.primary[key{ln.claimID, ln.lineNumber}]; has {
-					ln.secondary = true // cannot happen in pipeline outputs; keep the line anyway
-				}
-			}
-			r.add(ln)
-			return nil
-		})
-	if err != nil {
-		return nil, err
-	}
-	return r, nil
-}
-
 func (r *runLines) add(ln *row) {
 	r.rows = append(r.rows, ln)
 	k := key{ln.claimID, ln.lineNumber}
@@ -450,65 +448,4 @@ func (r *runLines) add(ln *row) {
 		return
 	}
 	r.primary[k] = ln
-}
-
-// readCSV calls fn for each record of the CSV at path with accessors by
-// column name.
-func readCSV(ctx context.Context, path string, required []string, fn func(get func(string) string, cents func(string) (money.Cents, error)) error) (err error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return &FileError{File: path, Err: err}
-	}
-	defer func() {
-		if cerr := f.Close(); cerr != nil && err == nil {
-			err = &FileError{File: path, Err: cerr}
-		}
-	}()
-	cr := csv.NewReader(f)
-	cr.FieldsPerRecord = -1
-	cr.ReuseRecord = true
-	header, err := cr.Read()
-	if err != nil {
-		return &FileError{File: path, Err: err}
-	}
-	cols := map[string]int{}
-	for i, h := range header {
-		cols[strings.ToLower(strings.TrimSpace(strings.TrimPrefix(h, "\ufeff")))] = i
-	}
-	for _, c := range required {
-		if _, ok := cols[c]; !ok {
-			return &FileError{File: path, Column: c, Err: ErrColumn}
-		}
-	}
-	var rec []string
-	n := 0
-	get := func(c string) string {
-		if i, ok := cols[c]; ok && i < len(rec) {
-			return strings.TrimSpace(rec[i])
-		}
-		return ""
-	}
-	cents := func(c string) (money.Cents, error) {
-		v, err := money.ParseCents(get(c))
-		if err != nil {
-			return 0, &FileError{File: path, Row: n, Column: c, Err: fmt.Errorf("%w: %w", ErrValue, err)}
-		}
-		return v, nil
-	}
-	for {
-		if err := ctxCheck(ctx, n); err != nil {
-			return err
-		}
-		rec, err = cr.Read()
-		if errors.Is(err, io.EOF) {
-			return nil
-		}
-		n++
-		if err != nil {
-			return &FileError{File: path, Row: n, Err: err}
-		}
-		if err := fn(get, cents); err != nil {
-			return err
-		}
-	}
 }

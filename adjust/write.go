@@ -13,17 +13,23 @@ import (
 
 // LineColumns are the columns of adjustments.csv.
 var LineColumns = []string{
-	"claim_id", "line_number", "cpt_code", "service_date", "reason",
-	"old_status", "new_status", "old_contract_id", "new_contract_id",
+	"claim_id", "line_number", "vendor_id", "cpt_code", "service_date", "billed_amount", "reason",
+	"amendment_id", "amendment_reason",
+	"old_status", "new_status", "old_contract_id", "new_contract_id", "old_contract_number", "new_contract_number",
 	"old_rate_id", "new_rate_id", "old_rate_value", "new_rate_value",
 	"old_allowed_amount", "new_allowed_amount", "delta_allowed_amount",
 	"old_admin_fee", "new_admin_fee", "delta_admin_fee",
 	"old_net_payable", "new_net_payable", "delta_net_payable",
 }
 
-// GroupColumns are the columns of adjustments_by_contract.csv (first column
-// contract_id) and adjustments_by_code.csv (first column cpt_code).
-var GroupColumns = []string{
+// ContractColumns are the columns of adjustments_by_contract.csv and
+// CodeColumns those of adjustments_by_code.csv.
+var (
+	ContractColumns = append([]string{"contract_id", "contract_number", "vendor_id"}, totalsColumns...)
+	CodeColumns     = append([]string{"cpt_code"}, totalsColumns...)
+)
+
+var totalsColumns = []string{
 	"lines", "changed_lines",
 	"old_allowed_amount", "new_allowed_amount", "delta_allowed_amount",
 	"old_admin_fee", "new_admin_fee", "delta_admin_fee",
@@ -40,9 +46,14 @@ func (rep *Report) WriteCSV(w io.Writer) error {
 	for i := range rep.Lines {
 		l := &rep.Lines[i]
 		da, df, dn := l.Delta()
+		var aid, areason string
+		if l.Amendment != nil {
+			aid, areason = l.Amendment.ID, l.Amendment.Reason
+		}
 		if err := cw.Write([]string{
-			l.ClaimID, l.LineNumber, l.CPTCode, l.ServiceDate, string(l.Reason),
-			l.Old.Status, l.New.Status, l.Old.ContractID, l.New.ContractID,
+			l.ClaimID, l.LineNumber, l.VendorID, l.CPTCode, l.ServiceDate, l.BilledAmount, string(l.Reason),
+			aid, areason,
+			l.Old.Status, l.New.Status, l.Old.ContractID, l.New.ContractID, l.Old.ContractNumber, l.New.ContractNumber,
 			l.Old.RateID, l.New.RateID, l.Old.RateValue, l.New.RateValue,
 			l.Old.Allowed.String(), l.New.Allowed.String(), da.String(),
 			l.Old.AdminFee.String(), l.New.AdminFee.String(), df.String(),
@@ -55,29 +66,62 @@ func (rep *Report) WriteCSV(w io.Writer) error {
 	return cw.Error()
 }
 
-// WriteGroupsCSV writes group totals with keyColumn as the first column.
-func WriteGroupsCSV(w io.Writer, keyColumn string, groups []GroupTotals) error {
+func totalsRecord(t *Totals) []string {
+	return []string{
+		fmt.Sprint(t.Lines), fmt.Sprint(t.ChangedLines),
+		t.OldAllowed.String(), t.NewAllowed.String(), t.DeltaAllowed.String(),
+		t.OldAdminFee.String(), t.NewAdminFee.String(), t.DeltaAdminFee.String(),
+		t.OldNet.String(), t.NewNet.String(), t.DeltaNet.String(),
+	}
+}
+
+// WriteByContractCSV writes adjustments_by_contract.csv: one row per
+// contract (contract id, number and vendor), the row labelled
+// NotPricedLabel for lines priced in neither run, and a last row labelled
+// TotalLabel; the lines column adds up to the total.
+func (rep *Report) WriteByContractCSV(w io.Writer) error {
+	return writeGroups(w, ContractColumns, rep.ByContract, &rep.Totals, func(g *GroupTotals) []string {
+		if g.Key == "" {
+			return []string{NotPricedLabel, "", ""}
+		}
+		return []string{g.Key, g.ContractNumber, g.VendorID}
+	})
+}
+
+// WriteByCodeCSV writes adjustments_by_code.csv: one row per procedure
+// code, NoCodeLabel for lines without one, and a TotalLabel row.
+func (rep *Report) WriteByCodeCSV(w io.Writer) error {
+	return writeGroups(w, CodeColumns, rep.ByCode, &rep.Totals, func(g *GroupTotals) []string {
+		if g.Key == "" {
+			return []string{NoCodeLabel}
+		}
+		return []string{g.Key}
+	})
+}
+
+func writeGroups(w io.Writer, header []string, groups []GroupTotals, total *Totals, key func(*GroupTotals) []string) error {
 	cw := csv.NewWriter(w)
-	if err := cw.Write(append([]string{keyColumn}, GroupColumns...)); err != nil {
+	if err := cw.Write(header); err != nil {
 		return err
 	}
-	for _, g := range groups {
-		t := &g.Totals
-		if err := cw.Write([]string{
-			g.Key, fmt.Sprint(t.Lines), fmt.Sprint(t.ChangedLines),
-			t.OldAllowed.String(), t.NewAllowed.String(), t.DeltaAllowed.String(),
-			t.OldAdminFee.String(), t.NewAdminFee.String(), t.DeltaAdminFee.String(),
-			t.OldNet.String(), t.NewNet.String(), t.DeltaNet.String(),
-		}); err != nil {
+	nkey := len(header) - len(totalsColumns)
+	for i := range groups {
+		if err := cw.Write(append(key(&groups[i]), totalsRecord(&groups[i].Totals)...)); err != nil {
 			return err
 		}
+	}
+	last := make([]string, nkey)
+	last[0] = TotalLabel
+	if err := cw.Write(append(last, totalsRecord(total)...)); err != nil {
+		return err
 	}
 	cw.Flush()
 	return cw.Error()
 }
 
 // WriteJSON writes the summary (adjustment_summary.json): counts by reason,
-// totals, and totals by contract and by code. The lines are not included.
+// totals, totals by contract and by code, and the amendments named. The
+// lines are not included.
 func (rep *Report) WriteJSON(w io.Writer) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
@@ -85,8 +129,9 @@ func (rep *Report) WriteJSON(w io.Writer) error {
 }
 
 // Write writes adjustments.csv, adjustments_by_contract.csv,
-// adjustments_by_code.csv and adjustment_summary.json into dir (created if
-// needed). Each file is written aside and renamed into place.
+// adjustments_by_code.csv, adjustment_summary.json and
+// adjustment_report.html into dir (created if needed). Each file is
+// written aside and renamed into place.
 func (rep *Report) Write(ctx context.Context, dir string) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("adjust: %w", err)
@@ -96,9 +141,10 @@ func (rep *Report) Write(ctx context.Context, dir string) error {
 		write func(io.Writer) error
 	}{
 		{AdjustmentsFile, rep.WriteCSV},
-		{ByContractFile, func(w io.Writer) error { return WriteGroupsCSV(w, "contract_id", rep.ByContract) }},
-		{ByCodeFile, func(w io.Writer) error { return WriteGroupsCSV(w, "cpt_code", rep.ByCode) }},
+		{ByContractFile, rep.WriteByContractCSV},
+		{ByCodeFile, rep.WriteByCodeCSV},
 		{SummaryFile, rep.WriteJSON},
+		{HTMLFile, rep.WriteHTML},
 	}
 	for _, f := range files {
 		if err := ctx.Err(); err != nil {

@@ -14,6 +14,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/repricer/repricer/adjust"
+	"github.com/repricer/repricer/amendment"
 	"github.com/repricer/repricer/claims"
 	"github.com/repricer/repricer/connectors/bundle"
 	"github.com/repricer/repricer/connectors/feeschedule"
@@ -95,7 +96,7 @@ func TestReprocessScenario(t *testing.T) {
 	mustRun(t, "reprice", "--contracts", amended, "--claims", claimsFile, "--out", run2, "-q")
 	reportDir := filepath.Join(dir, "report")
 	out = mustRun(t, "adjust", "--prior", run1, "--current", run2, "--out", reportDir)
-	if !strings.Contains(out, "allowed 650.00 -> 755.00 (+105.00)") {
+	if !strings.HasPrefix(out, "9 lines (UNCHANGED 5, RATE_AMENDED 2, NEWLY_PRICED 1, NEWLY_EXCEPTED 1); allowed 650.00 -> 755.00 (+105.00), net payable 621.00 -> 720.75 (+99.75); report in ") {
 		t.Errorf("adjust output %q lacks the allowed totals", out)
 	}
 	for _, name := range []string{adjust.AdjustmentsFile, adjust.ByContractFile, adjust.ByCodeFile} {
@@ -133,7 +134,7 @@ func TestReprocessScenario(t *testing.T) {
 	if err := json.Unmarshal(b, &sum); err != nil {
 		t.Fatal(err)
 	}
-	want := map[string]int{"UNCHANGED": 4, "RATE_AMENDED": 2, "NEWLY_PRICED": 1, "NEWLY_EXCEPTED": 1}
+	want := map[string]int{"UNCHANGED": 5, "RATE_AMENDED": 2, "NEWLY_PRICED": 1, "NEWLY_EXCEPTED": 1}
 	for r, n := range sum.ByReason {
 		if n != want[r] {
 			t.Errorf("by_reason[%s] = %d, want %d", r, n, want[r])
@@ -160,8 +161,8 @@ func TestNonRetroactiveAmendment(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(rep.Lines) != 8 {
-			t.Fatalf("%d lines, want 8", len(rep.Lines))
+		if len(rep.Lines) != 9 {
+			t.Fatalf("%d lines, want 9", len(rep.Lines))
 		}
 		for _, l := range rep.Lines {
 			if l.Reason != adjust.Unchanged {
@@ -191,7 +192,7 @@ func TestNonRetroactiveAmendment(t *testing.T) {
 		if err := os.MkdirAll(adir, 0o755); err != nil {
 			t.Fatal(err)
 		}
-		if err := os.WriteFile(filepath.Join(adir, amendmentFile), []byte(
+		if err := os.WriteFile(filepath.Join(adir, amendment.File), []byte(
 			"amendment_id,contract_id,reason,amendment_date,effective_date,replace_rate_ids\nA-X,C100,typo,2024-09-01,2024-10-01,R999\n"), 0o644); err != nil {
 			t.Fatal(err)
 		}
@@ -199,7 +200,7 @@ func TestNonRetroactiveAmendment(t *testing.T) {
 			"--out", filepath.Join(dir, "x"), "--today", "2024-09-01"); code != 2 {
 			t.Errorf("exit %d, want 2", code)
 		}
-		a, err := readAmendment(context.Background(), adir)
+		a, err := amendment.ReadFolder(context.Background(), adir)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -270,7 +271,7 @@ func TestImportWAFeeSchedules(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var reps []FeeScheduleImport
+	var reps []amendment.FeeScheduleImport
 	if err := json.Unmarshal(b, &reps); err != nil {
 		t.Fatal(err)
 	}

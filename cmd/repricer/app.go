@@ -68,6 +68,7 @@ run holds the lock (repricer run).`,
 			explainCommand(),
 			syncCommand(),
 			adjustCommand(),
+			runsCommand(),
 			genCommand(),
 		},
 	}
@@ -217,7 +218,11 @@ func reprice(ctx context.Context, c *cli.Context, stdout, stderr io.Writer) erro
 		}
 	}
 	if prior != "" {
-		rep, err := writeAdjustmentReport(ctx, prior, cfg.OutDir, cfg.OutDir)
+		log, err := amendmentLog(ctx, c.String("contracts"), c.Duration("db-timeout"))
+		if err != nil {
+			return err
+		}
+		rep, err := writeAdjustmentReport(ctx, prior, cfg.OutDir, cfg.OutDir, log)
 		if err != nil {
 			return err
 		}

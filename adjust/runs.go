@@ -1,0 +1,214 @@
+package adjust
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"slices"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/repricer/repricer/connectors/postgres"
+	"github.com/repricer/repricer/pipeline"
+)
+
+// ListRunsFile returns the runs of the ledger file at path in the order
+// they were recorded; a run recorded twice is listed once, with its last
+// record, where that record is. A last line without its newline that does
+// not parse is a write torn by a crash and is left out.
+func ListRunsFile(ctx context.Context, path string) (out []RunRecord, err error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, &LedgerError{File: path, Err: err}
+	}
+	defer f.Close() // read-only
+	br := bufio.NewReader(f)
+	var all []RunRecord
+	for line := 1; ; line++ {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		b, rerr := br.ReadBytes('\n')
+		if len(b) > 0 && !(len(b) == 1 && b[0] == '\n') {
+			var r RunRecord
+			if err := json.Unmarshal(b, &r); err != nil {
+				if errors.Is(rerr, io.EOF) {
+					break // torn last line
+				}
+				return nil, &LedgerError{File: path, Line: line, Err: err}
+			}
+			all = append(all, r)
+		}
+		if errors.Is(rerr, io.EOF) {
+			break
+		}
+		if rerr != nil {
+			return nil, &LedgerError{File: path, Line: line, Err: rerr}
+		}
+	}
+	seen := map[string]bool{}
+	for i := len(all) - 1; i >= 0; i-- {
+		if !seen[all[i].RunID] {
+			seen[all[i].RunID] = true
+			out = append(out, all[i])
+		}
+	}
+	slices.Reverse(out)
+	return out, nil
+}
+
+// ListRuns returns the runs of the ledger named by target (a postgres://
+// URL: the runs table, by start time; or a ledger file, see ListRunsFile).
+func ListRuns(ctx context.Context, target string, timeout time.Duration) (out []RunRecord, err error) {
+	if !postgres.IsURL(target) {
+		return ListRunsFile(ctx, target)
+	}
+	db, err := postgres.Open(ctx, target, postgres.Options{StatementTimeout: timeout})
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		if cerr := db.Close(); cerr != nil && err == nil {
+			err = cerr
+		}
+	}()
+	recs, err := postgres.ListRuns(ctx, db)
+	if err != nil {
+		return nil, err
+	}
+	for i := range recs {
+		r, err := fromPG(&recs[i])
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, r)
+	}
+	return out, nil
+}
+
+// GetRun returns the record of runID in the ledger named by target, or an
+// error wrapping ErrRunNotFound (postgres.ErrRunNotFound for a store).
+func GetRun(ctx context.Context, target string, timeout time.Duration, runID string) (rec *RunRecord, err error) {
+	if !postgres.IsURL(target) {
+		return GetRunFile(ctx, target, runID)
+	}
+	db, err := postgres.Open(ctx, target, postgres.Options{StatementTimeout: timeout})
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		if cerr := db.Close(); cerr != nil && err == nil {
+			err = cerr
+		}
+	}()
+	pg, err := postgres.GetRun(ctx, db, runID)
+	if err != nil {
+		return nil, err
+	}
+	r, err := fromPG(pg)
+	if err != nil {
+		return nil, err
+	}
+	return &r, nil
+}
+
+// fromPG maps a runs-table row back onto a ledger entry (the inverse of
+// pgRunRecord); documents missing from the row stay zero.
+func fromPG(pg *postgres.RunRecord) (RunRecord, error) {
+	rec := RunRecord{RunID: pg.RunID, StartedAt: pg.StartedAt.UTC(), OutputLocation: pg.OutputLocation}
+	if !pg.FinishedAt.IsZero() {
+		rec.FinishedAt = pg.FinishedAt.UTC()
+	}
+	var inputs struct {
+		Files     []pipeline.InputSummary   `json:"files"`
+		Reference pipeline.ReferenceSummary `json:"reference"`
+		Settings  pipeline.Settings         `json:"settings"`
+	}
+	var totals struct {
+		Totals     pipeline.Totals           `json:"totals"`
+		ByContract []pipeline.ContractTotals `json:"by_contract"`
+	}
+	for _, d := range []struct {
+		name string
+		b    json.RawMessage
+		v    any
+	}{{"inputs", pg.Inputs, &inputs}, {"counts", pg.Counts, &rec.Counts}, {"totals", pg.Totals, &totals}} {
+		if len(d.b) == 0 {
+			continue
+		}
+		if err := json.Unmarshal(d.b, d.v); err != nil {
+			return rec, &postgres.LedgerError{RunID: pg.RunID, Err: fmt.Errorf("%s: %w", d.name, err)}
+		}
+	}
+	rec.Inputs, rec.Reference, rec.Settings = inputs.Files, inputs.Reference, inputs.Settings
+	if rec.Reference.Fingerprint == "" {
+		rec.Reference.Fingerprint = pg.ReferenceFingerprint
+	}
+	rec.Totals, rec.ByContract = totals.Totals, totals.ByContract
+	return rec, nil
+}
+
+// WriteRunList writes one line per run under a header: run id, start time,
+// input lines, priced lines, error exceptions, net payable, the first 12
+// hex digits of the reference fingerprint, the input files and the output
+// folder.
+func WriteRunList(w io.Writer, recs []RunRecord) error {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "RUN_ID\tSTARTED\tLINES\tPRICED\tERRORS\tNET_PAYABLE\tFINGERPRINT\tINPUTS\tOUTPUT")
+	for i := range recs {
+		r := &recs[i]
+		files := make([]string, len(r.Inputs))
+		for j, in := range r.Inputs {
+			files[j] = in.File
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%s\t%s\t%s\t%s\n", r.RunID, r.StartedAt.UTC().Format(time.RFC3339),
+			r.Counts.InputLines, r.Counts.PricedLines, r.Counts.ErrorExceptions, r.Totals.NetPayable,
+			short(r.Reference.Fingerprint, 12), strings.Join(files, ","), r.OutputLocation)
+	}
+	return tw.Flush()
+}
+
+func short(s string, n int) string {
+	if len(s) > n {
+		return s[:n]
+	}
+	return s
+}
+
+// WriteRunText writes one run's ledger entry for reading: when it ran,
+// its inputs with their checksums, the reference data and settings, the
+// counts, the totals and totals by contract, and the output folder.
+func WriteRunText(w io.Writer, r *RunRecord) error {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	p := func(format string, args ...any) { fmt.Fprintf(tw, format+"\n", args...) }
+	p("run\t%s", r.RunID)
+	p("started\t%s", r.StartedAt.UTC().Format(time.RFC3339))
+	if !r.FinishedAt.IsZero() {
+		p("finished\t%s", r.FinishedAt.UTC().Format(time.RFC3339))
+	}
+	for _, in := range r.Inputs {
+		p("input\t%s: %d lines, %d bytes, sha256 %s", in.File, in.Lines, in.Bytes, in.SHA256)
+	}
+	ref := &r.Reference
+	p("reference\t%s: %d contracts (%d rejected), %d rates, %d schedule issues", ref.Source, ref.Contracts, ref.RejectedContracts, ref.Rates, ref.Issues)
+	p("fingerprint\t%s", ref.Fingerprint)
+	settings := "format " + r.Settings.Format
+	if r.Settings.SystemDefaultRate != "" {
+		settings += ", system default rate " + r.Settings.SystemDefaultRate
+	}
+	p("settings\t%s", settings)
+	c := &r.Counts
+	p("lines\t%d: %d priced, %d error exceptions, %d review exceptions", c.InputLines, c.PricedLines, c.ErrorExceptions, c.ReviewExceptions)
+	t := &r.Totals
+	p("totals\tbilled %s, allowed %s, admin fee %s, net payable %s", t.BilledInput, t.Allowed, t.AdminFee, t.NetPayable)
+	for _, ct := range r.ByContract {
+		p("contract\t%s %s: %d lines, billed %s, allowed %s, net payable %s", ct.ContractID, ct.ContractNumber, ct.Lines, ct.Billed, ct.Allowed, ct.NetPayable)
+	}
+	p("output\t%s", r.OutputLocation)
+	return tw.Flush()
+}

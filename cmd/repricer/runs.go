@@ -1,0 +1,95 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/repricer/repricer/adjust"
+	"github.com/repricer/repricer/connectors/postgres"
+)
+
+// runsCommand is "repricer runs": the run ledger, read-only.
+func runsCommand() *cli.Command {
+	ledger := &cli.StringFlag{Name: "ledger", EnvVars: []string{"REPRICER_LEDGER", "DATABASE_URL"},
+		Usage: "the run ledger: a JSON-lines `FILE` or a postgres:// URL"}
+	asJSON := &cli.BoolFlag{Name: "json", Usage: "print the ledger records as JSON"}
+	target := func(c *cli.Context) (string, error) {
+		if c.String("ledger") == "" {
+			return "", usagef("--ledger is required (a ledger file or a postgres:// URL)")
+		}
+		return c.String("ledger"), nil
+	}
+	return &cli.Command{
+		Name:  "runs",
+		Usage: "list the runs recorded in the ledger and show one",
+		Description: `Reads the run ledger that reprice --ledger and repricer run write: a JSON-lines
+file, or the runs table of a postgres:// database. The run ids are what
+reprice --compare-run takes.
+
+Examples:
+  repricer runs list --ledger out/ledger.jsonl
+  repricer runs show --ledger out/ledger.jsonl 20240705T101500Z-3f2a9c1e`,
+		Subcommands: []*cli.Command{
+			{
+				Name:         "list",
+				Usage:        "one line per run: id, start, line counts, net payable, fingerprint, inputs, output folder",
+				OnUsageError: onUsageError,
+				Flags:        []cli.Flag{ledger, asJSON, dbTimeoutFlag()},
+				Action: func(c *cli.Context) error {
+					if c.NArg() > 0 {
+						return usagef("unexpected arguments %q", c.Args().Slice())
+					}
+					t, err := target(c)
+					if err != nil {
+						return err
+					}
+					recs, err := adjust.ListRuns(c.Context, t, c.Duration("db-timeout"))
+					if err != nil {
+						return err
+					}
+					if c.Bool("json") {
+						enc := json.NewEncoder(c.App.Writer)
+						for i := range recs {
+							if err := enc.Encode(&recs[i]); err != nil {
+								return err
+							}
+						}
+						return nil
+					}
+					return adjust.WriteRunList(c.App.Writer, recs)
+				},
+			},
+			{
+				Name:         "show",
+				Usage:        "a run's ledger entry: when, inputs and checksums, reference fingerprint, counts, totals, output",
+				ArgsUsage:    "RUN_ID",
+				OnUsageError: onUsageError,
+				Flags:        []cli.Flag{ledger, asJSON, dbTimeoutFlag()},
+				Action: func(c *cli.Context) error {
+					if c.NArg() != 1 {
+						return usagef("give one RUN_ID (repricer runs list shows them)")
+					}
+					t, err := target(c)
+					if err != nil {
+						return err
+					}
+					rec, err := adjust.GetRun(c.Context, t, c.Duration("db-timeout"), c.Args().First())
+					if errors.Is(err, adjust.ErrRunNotFound) || errors.Is(err, postgres.ErrRunNotFound) {
+						return &usageError{err}
+					}
+					if err != nil {
+						return err
+					}
+					if c.Bool("json") {
+						enc := json.NewEncoder(c.App.Writer)
+						enc.SetIndent("", "  ")
+						return enc.Encode(rec)
+					}
+					return adjust.WriteRunText(c.App.Writer, rec)
+				},
+			},
+		},
+	}
+}
