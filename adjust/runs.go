@@ -1,13 +1,10 @@
 package adjust
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
-	"os"
 	"slices"
 	"strings"
 	"text/tabwriter"
@@ -19,38 +16,14 @@ import (
 
 // ListRunsFile returns the runs of the ledger file at path in the order
 // they were recorded; a run recorded twice is listed once, with its last
-// record, where that record is. A last line without its newline that does
-// not parse is a write torn by a crash and is left out.
-func ListRunsFile(ctx context.Context, path string) (out []RunRecord, err error) {
-	f, err := os.Open(path)
+// record, where that record is. Lines that are not whole records (torn by a
+// write that failed) are left out, as ReadRunsFile leaves them out.
+func ListRunsFile(ctx context.Context, path string) ([]RunRecord, error) {
+	all, _, err := ReadRunsFile(ctx, path)
 	if err != nil {
-		return nil, &LedgerError{File: path, Err: err}
+		return nil, err
 	}
-	defer f.Close() // read-only
-	br := bufio.NewReader(f)
-	var all []RunRecord
-	for line := 1; ; line++ {
-		if err := ctx.Err(); err != nil {
-			return nil, err
-		}
-		b, rerr := br.ReadBytes('\n')
-		if len(b) > 0 && !(len(b) == 1 && b[0] == '\n') {
-			var r RunRecord
-			if err := json.Unmarshal(b, &r); err != nil {
-				if errors.Is(rerr, io.EOF) {
-					break // torn last line
-				}
-				return nil, &LedgerError{File: path, Line: line, Err: err}
-			}
-			all = append(all, r)
-		}
-		if errors.Is(rerr, io.EOF) {
-			break
-		}
-		if rerr != nil {
-			return nil, &LedgerError{File: path, Line: line, Err: rerr}
-		}
-	}
+	var out []RunRecord
 	seen := map[string]bool{}
 	for i := len(all) - 1; i >= 0; i-- {
 		if !seen[all[i].RunID] {

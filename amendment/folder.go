@@ -86,7 +86,7 @@ func ReadFolder(ctx context.Context, dir string) (contracts.Amendment, error) {
 		}
 		for _, r := range rs {
 			if r.LoadError != nil {
-				return a, &bundle.FormatError{File: rp, Row: r.Source.Row, Column: r.LoadError.Field, Err: r.LoadError}
+				return a, &bundle.FormatError{File: rp, Row: r.Source.Row, Line: r.Source.Line, Column: r.LoadError.Field, Err: r.LoadError}
 			}
 		}
 		a.Add = rs

@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"errors"
+	"os"
 
 	"github.com/urfave/cli/v2"
 
@@ -13,13 +14,16 @@ import (
 // runsCommand is "repricer runs": the run ledger, read-only.
 func runsCommand() *cli.Command {
 	ledger := &cli.StringFlag{Name: "ledger", EnvVars: []string{"REPRICER_LEDGER", "DATABASE_URL"},
-		Usage: "the run ledger: a JSON-lines `FILE` or a postgres:// URL"}
+		Usage: "the run ledger: a JSON-lines `FILE` or a postgres:// URL (default: the one reprice records to without a database, $XDG_STATE_HOME/repricer/ledger.jsonl)"}
 	asJSON := &cli.BoolFlag{Name: "json", Usage: "print the ledger records as JSON"}
 	target := func(c *cli.Context) (string, error) {
-		if c.String("ledger") == "" {
-			return "", usagef("--ledger is required (a ledger file or a postgres:// URL)")
+		if l := c.String("ledger"); l != "" {
+			return l, nil
 		}
-		return c.String("ledger"), nil
+		if l := adjust.DefaultLedgerFile(os.Getenv); l != "" {
+			return l, nil
+		}
+		return "", usagef("--ledger is required (a ledger file or a postgres:// URL)")
 	}
 	return &cli.Command{
 		Name:  "runs",
@@ -49,6 +53,7 @@ Examples:
 					if err != nil {
 						return err
 					}
+					warnSkippedRecords(c.Context, c.App.ErrWriter, t)
 					if c.Bool("json") {
 						enc := json.NewEncoder(c.App.Writer)
 						for i := range recs {
