@@ -1,0 +1,90 @@
+package postgres_test
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/repricer/repricer/connectors/postgres"
+	"github.com/repricer/repricer/connectors/postgres/pgtest"
+	"github.com/repricer/repricer/contracts"
+)
+
+// refusedList formats refused rows as "file:line id field" for comparison.
+func refusedList(rows []postgres.RowError) string {
+	var out []string
+	for _, r := range rows {
+		out = append(out, fmt.Sprintf("%s:%d %s %s", filepath.Base(r.File), r.Line, r.ID, r.Field))
+	}
+	return strings.Join(out, "\n")
+}
+
+// TestImportAcceptedKeepsStoredRows re-imports a stored schedule with
+// ImportAccepted where one rate's new row is refused (a typo in its kind)
+// and one stored contract's new row is refused (with a changed rate): the
+// refused rows are listed, the stored rate is neither retired nor changed,
+// and no rate of the refused contract is written onto the stored one.
+func TestImportAcceptedKeepsStoredRows(t *testing.T) {
+	ctx := context.Background()
+	db := pgtest.DB(t)
+	_, first := writeBundle(t, genSchedule(3, 2))
+	mustImport(t, db, first)
+
+	s := genSchedule(3, 2)
+	s.Rates[0].Kind = "CPTT"                                        // C000000-R000000: refused
+	s.Contracts[1].Status = "Lapsed"                                // C000001: refused
+	s.Rates[2].Type, s.Rates[2].Value = contracts.Amount, 7_000_000 // C000001-R000000: a change that must not land
+	_, read := writeBundle(t, s)
+	rep, refused, err := postgres.ImportAccepted(ctx, db, read)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := strings.Join([]string{
+		"contracts.csv:3 C000001 status",
+		"rates.csv:2 C000000-R000000 rate_kind",
+		"rates.csv:4 C000001-R000000 contract_id",
+		"rates.csv:5 C000001-R000001 contract_id",
+	}, "\n")
+	if got := refusedList(refused); got != want {
+		t.Errorf("refused:\n%s\nwant:\n%s", got, want)
+	}
+	if rep.Rates.Retired != 0 || rep.Rates.Inserted+rep.Rates.Updated != 0 {
+		t.Errorf("rates %+v: want nothing retired or written", rep.Rates)
+	}
+	loaded, err := postgres.Load(ctx, db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if loaded.Fingerprint() != first.Fingerprint() {
+		t.Error("the store changed: refused rows must leave the stored rows as they were")
+	}
+}
+
+// TestImportAcceptedOverlapsOnlyStored imports a contract whose term
+// overlaps two stored contracts of its vendor: it is refused (once per
+// overlap) and the import finishes. (It used to retry the same import
+// forever: run with -timeout to see it fail.)
+func TestImportAcceptedOverlapsOnlyStored(t *testing.T) {
+	db := pgtest.DB(t)
+	d := contracts.DateOf
+	mustImport(t, db, &contracts.Schedule{Contracts: []contracts.Contract{
+		{ID: "S1", VendorID: "V1", Status: contracts.Active, Effective: d(2020, 1, 1), Expiration: d(2020, 12, 31)},
+		{ID: "S2", VendorID: "V1", Status: contracts.Active, Effective: d(2021, 1, 1), Expiration: d(2021, 12, 31)},
+	}})
+	s := &contracts.Schedule{Contracts: []contracts.Contract{
+		{ID: "A", VendorID: "V1", Status: contracts.Active, Effective: d(2020, 6, 1), Expiration: d(2021, 6, 30)},
+		{ID: "B", VendorID: "V2", Status: contracts.Active, Effective: d(2020, 6, 1), Expiration: d(2021, 6, 30)},
+	}}
+	rep, refused, err := postgres.ImportAccepted(context.Background(), db, s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := refusedList(refused), "contracts:0 A effective_date\ncontracts:0 A effective_date"; got != want {
+		t.Errorf("refused:\n%s\nwant:\n%s", got, want)
+	}
+	if rep.Contracts.Inserted != 1 {
+		t.Errorf("contracts %+v: want B inserted", rep.Contracts)
+	}
+}
