@@ -88,3 +88,43 @@ func TestImportAcceptedOverlapsOnlyStored(t *testing.T) {
 		t.Errorf("contracts %+v: want B inserted", rep.Contracts)
 	}
 }
+
+// TestRefusedKindRowsPriceAlike: a rate_kinds row the store refuses
+// ("CPT,abc", "CPT,0") leaves CPT at its default priority in a folder run
+// too, and a valid row after a refused one sets the priority in both; so a
+// folder and the store it was imported into (ImportAccepted) agree.
+func TestRefusedKindRowsPriceAlike(t *testing.T) {
+	abc := &contracts.FieldError{Field: "priority", Value: "abc", Reason: "not a whole number"}
+	tests := []struct {
+		name  string
+		kinds []contracts.RateKind
+		want  int
+	}{
+		{"unparsable", []contracts.RateKind{{Kind: contracts.KindCPT, LoadError: abc}}, 3},
+		{"out of range", []contracts.RateKind{{Kind: contracts.KindCPT, Priority: 0}}, 3},
+		{"out of range then valid", []contracts.RateKind{{Kind: contracts.KindCPT, Priority: 0}, {Kind: contracts.KindCPT, Priority: 9}}, 9},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ctx := context.Background()
+			db := pgtest.DB(t)
+			s := genSchedule(2, 3)
+			s.Kinds = tt.kinds
+			folder := contracts.Validate(s)
+			if _, _, err := postgres.ImportAccepted(ctx, db, s); err != nil {
+				t.Fatal(err)
+			}
+			loaded, err := postgres.Load(ctx, db)
+			if err != nil {
+				t.Fatal(err)
+			}
+			store := contracts.Validate(loaded)
+			if f, st := folder.Priority[contracts.KindCPT], store.Priority[contracts.KindCPT]; f != tt.want || st != tt.want {
+				t.Errorf("CPT priority: folder %d, store %d, want %d in both", f, st, tt.want)
+			}
+			if len(folder.Rates) != len(store.Rates) {
+				t.Errorf("usable rates: folder %d, store %d", len(folder.Rates), len(store.Rates))
+			}
+		})
+	}
+}
