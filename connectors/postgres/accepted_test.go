@@ -128,3 +128,67 @@ func TestRefusedKindRowsPriceAlike(t *testing.T) {
 		})
 	}
 }
+
+// TestImportAcceptedOverlapGroups: of contracts whose terms overlap, each
+// is kept in file order unless it overlaps a stored contract or one kept
+// before it; a contract refused for another reason keeps nothing out.
+func TestImportAcceptedOverlapGroups(t *testing.T) {
+	d := contracts.DateOf
+	con := func(id, number string, from, to contracts.Date) contracts.Contract {
+		return contracts.Contract{ID: id, Number: number, VendorID: "V1", Status: contracts.Active, Effective: from, Expiration: to}
+	}
+	tests := []struct {
+		name    string
+		stored  []contracts.Contract
+		bundle  []contracts.Contract
+		refused string
+	}{
+		{
+			name: "two separate pairs",
+			bundle: []contracts.Contract{
+				con("A", "", d(2020, 1, 1), d(2020, 12, 31)), con("B", "", d(2020, 6, 1), d(2021, 5, 31)),
+				con("C", "", d(2023, 1, 1), d(2023, 12, 31)), con("D", "", d(2023, 6, 1), d(2024, 5, 31)),
+			},
+			refused: "contracts:0 B effective_date\ncontracts:0 D effective_date",
+		},
+		{
+			name: "a chain",
+			bundle: []contracts.Contract{
+				con("A", "", d(2020, 1, 1), d(2020, 12, 31)), con("B", "", d(2020, 6, 1), d(2021, 5, 31)),
+				con("C", "", d(2021, 3, 1), d(2021, 12, 31)),
+			},
+			refused: "contracts:0 B effective_date\ncontracts:0 B effective_date", // once per overlap
+		},
+		{
+			name:   "the first overlaps a stored contract",
+			stored: []contracts.Contract{con("S", "", d(2019, 1, 1), d(2020, 2, 28))},
+			bundle: []contracts.Contract{
+				con("A", "", d(2020, 1, 1), d(2020, 12, 31)), con("B", "", d(2020, 6, 1), d(2021, 5, 31)),
+			},
+			refused: "contracts:0 A effective_date\ncontracts:0 A effective_date",
+		},
+		{
+			name:   "the first is refused for its number",
+			stored: []contracts.Contract{con("S", "CON-2019-00001", d(2019, 1, 1), d(2019, 12, 31))},
+			bundle: []contracts.Contract{
+				con("A", "CON-2019-00001", d(2020, 1, 1), d(2020, 12, 31)), con("B", "", d(2020, 6, 1), d(2021, 5, 31)),
+			},
+			refused: "contracts:0 A contract_number\ncontracts:0 A effective_date",
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			db := pgtest.DB(t)
+			if tt.stored != nil {
+				mustImport(t, db, &contracts.Schedule{Contracts: tt.stored})
+			}
+			_, refused, err := postgres.ImportAccepted(context.Background(), db, &contracts.Schedule{Contracts: tt.bundle})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := refusedList(refused); got != tt.refused {
+				t.Errorf("refused:\n%s\nwant:\n%s", got, tt.refused)
+			}
+		})
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"database/sql/driver"
 	"errors"
 	"fmt"
+	"maps"
 	"math"
 	"slices"
 	"strconv"
@@ -123,19 +124,25 @@ func ImportAccepted(ctx context.Context, db *sqlx.DB, s *contracts.Schedule) (*I
 		if !errors.As(err, &ie) {
 			return rep, refused, err
 		}
-		// Of contracts of one vendor whose terms overlap each other, the first
-		// in the bundle stays and the others are left out, as the first of
-		// duplicate rows would (it is refused next time round if it also
-		// overlaps a stored contract). A contract that overlaps only stored
-		// contracts is left out at once.
-		overlapping := map[string]map[int]bool{}
+		// Of contracts whose terms overlap, each is kept in file order
+		// unless it overlaps a stored contract or one kept before it, as
+		// the first of duplicate rows would be; a contract refused for
+		// another reason keeps nothing out.
+		overlapsOf := map[int][]int{}
+		refusedFor := map[int]bool{} // contracts refused for another reason
 		for _, r := range ie.Rows {
-			if r.Entity == "contract" && r.Constraint == overlapConstraint {
-				v := cur.Contracts[r.index].VendorID
-				if overlapping[v] == nil {
-					overlapping[v] = map[int]bool{}
-				}
-				overlapping[v][r.index] = true
+			switch {
+			case r.Entity != "contract":
+			case r.Constraint == overlapConstraint:
+				overlapsOf[r.index] = append(overlapsOf[r.index], r.other)
+			default:
+				refusedFor[r.index] = true
+			}
+		}
+		kept := map[int]bool{}
+		for _, i := range slices.Sorted(maps.Keys(overlapsOf)) {
+			if !refusedFor[i] && !slices.ContainsFunc(overlapsOf[i], func(j int) bool { return j < 0 || kept[j] }) {
+				kept[i] = true
 			}
 		}
 		drop := map[string]map[int]bool{"rate_kind": {}, "contract": {}, "rate": {}}
@@ -143,10 +150,8 @@ func ImportAccepted(ctx context.Context, db *sqlx.DB, s *contracts.Schedule) (*I
 			if drop[r.Entity] == nil {
 				return nil, refused, err // not a row of s: nothing to leave out
 			}
-			if r.Entity == "contract" && r.Constraint == overlapConstraint {
-				if o := overlapping[cur.Contracts[r.index].VendorID]; len(o) > 1 && minKey(o) == r.index {
-					continue
-				}
+			if r.Entity == "contract" && r.Constraint == overlapConstraint && kept[r.index] {
+				continue
 			}
 			drop[r.Entity][r.index] = true
 			switch r.Entity {
@@ -192,18 +197,6 @@ func ImportAccepted(ctx context.Context, db *sqlx.DB, s *contracts.Schedule) (*I
 		cur.Contracts, contractAt = without(cur.Contracts, contractAt, drop["contract"])
 		cur.Rates, rateAt = without(cur.Rates, rateAt, drop["rate"])
 	}
-}
-
-// minKey is the smallest key of m, which is not empty.
-func minKey(m map[int]bool) int {
-	first := true
-	var k0 int
-	for k := range m {
-		if first || k < k0 {
-			k0, first = k, false
-		}
-	}
-	return k0
 }
 
 func positions(n int) []int {
@@ -483,12 +476,12 @@ func checkStaged(ctx context.Context, tx *sqlx.Tx, s *contracts.Schedule) ([]Row
 	}
 	for _, o := range overlaps {
 		file, row, line := contract(o.Row)
-		where := "stored contract " + o.Other
+		where, other := "stored contract "+o.Other, -1
 		if o.OtherRow.Valid {
-			j := int(o.OtherRow.Int64)
-			where = fmt.Sprintf("contract %s (%s)", o.Other, locOf(s.Contracts[j].Source, bundleContracts, j))
+			other = int(o.OtherRow.Int64)
+			where = fmt.Sprintf("contract %s (%s)", o.Other, locOf(s.Contracts[other].Source, bundleContracts, other))
 		}
-		out = append(out, RowError{index: o.Row, File: file, Row: row, Line: line, Entity: "contract", ID: o.ID, Field: "effective_date",
+		out = append(out, RowError{index: o.Row, other: other, File: file, Row: row, Line: line, Entity: "contract", ID: o.ID, Field: "effective_date",
 			Reason:     fmt.Sprintf("term %s..%s overlaps %s (%s..%s) of the same vendor; in-force contracts of a vendor may not overlap", o.Eff, o.Exp, where, o.OEff, o.OExp),
 			Constraint: overlapConstraint})
 	}
