@@ -24,7 +24,7 @@ func refusedList(rows []postgres.RowError) string {
 // TestImportAcceptedKeepsStoredRows re-imports a stored schedule with
 // ImportAccepted where one rate's new row is refused (a typo in its kind)
 // and one stored contract's new row is refused (with a changed rate): the
-// refused rows are listed, the stored rate is neither retired nor changed,
+// refused rows are listed in file order, the stored rate is neither retired nor changed,
 // and no rate of the refused contract is written onto the stored one.
 func TestImportAcceptedKeepsStoredRows(t *testing.T) {
 	ctx := context.Background()
@@ -33,9 +33,10 @@ func TestImportAcceptedKeepsStoredRows(t *testing.T) {
 	mustImport(t, db, first)
 
 	s := genSchedule(3, 2)
-	s.Rates[0].Kind = "CPTT"                                        // C000000-R000000: refused
-	s.Contracts[1].Status = "Lapsed"                                // C000001: refused
-	s.Rates[2].Type, s.Rates[2].Value = contracts.Amount, 7_000_000 // C000001-R000000: a change that must not land
+	s.Rates[0].Kind = "CPTT"                                                 // C000000-R000000: refused
+	s.Contracts[1].Status = "Lapsed"                                         // C000001: refused
+	s.Rates[2].Type, s.Rates[2].Value = contracts.Amount, 7_000_000          // C000001-R000000: a change that must not land
+	s.Kinds = append(s.Kinds, contracts.RateKind{Kind: "NOPE", Priority: 1}) // refused; listed last, in file order
 	_, read := writeBundle(t, s)
 	rep, refused, err := postgres.ImportAccepted(ctx, db, read)
 	if err != nil {
@@ -46,6 +47,7 @@ func TestImportAcceptedKeepsStoredRows(t *testing.T) {
 		"rates.csv:2 C000000-R000000 rate_kind",
 		"rates.csv:4 C000001-R000000 contract_id",
 		"rates.csv:5 C000001-R000001 contract_id",
+		"rate_kinds.csv:8 NOPE kind",
 	}, "\n")
 	if got := refusedList(refused); got != want {
 		t.Errorf("refused:\n%s\nwant:\n%s", got, want)

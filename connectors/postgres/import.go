@@ -122,6 +122,7 @@ func ImportAccepted(ctx context.Context, db *sqlx.DB, s *contracts.Schedule) (*I
 		rep, err := importKeeping(ctx, db, &cur, keep)
 		var ie *ImportError
 		if !errors.As(err, &ie) {
+			sortRows(refused) // in bundle order, whichever round refused them
 			return rep, refused, err
 		}
 		// Of contracts whose terms overlap, each is kept in file order
@@ -284,12 +285,18 @@ func importTx(ctx context.Context, tx *sqlx.Tx, s *contracts.Schedule, keep []st
 		return err
 	}
 	if refused = append(refused, rows...); len(refused) > 0 {
-		slices.SortStableFunc(refused, func(a, b RowError) int {
-			return cmp.Or(cmp.Compare(fileOrder(a.Entity), fileOrder(b.Entity)), cmp.Compare(a.File, b.File), cmp.Compare(a.Row, b.Row))
-		})
+		sortRows(refused)
 		return &ImportError{Rows: refused}
 	}
 	return upsert(ctx, tx, s, keep, rep)
+}
+
+// sortRows orders refused rows as the bundle files are read: contracts,
+// rates, rate kinds, each by file and row.
+func sortRows(rows []RowError) {
+	slices.SortStableFunc(rows, func(a, b RowError) int {
+		return cmp.Or(cmp.Compare(fileOrder(a.Entity), fileOrder(b.Entity)), cmp.Compare(a.File, b.File), cmp.Compare(a.Row, b.Row))
+	})
 }
 
 // fileOrder orders refused rows as the bundle files are read.
