@@ -175,21 +175,22 @@ func ImportAccepted(ctx context.Context, db *sqlx.DB, s *contracts.Schedule) (*I
 				left[cur.Contracts[i].ID] = true
 			}
 		}
-		for i := range cur.Contracts {
-			id := cur.Contracts[i].ID
-			if !drop["contract"][i] || left[id] {
+		gone := map[string]bool{}
+		for i := range drop["contract"] {
+			if id := cur.Contracts[i].ID; !left[id] {
+				gone[id] = true
+			}
+		}
+		for j := range cur.Rates {
+			r := &cur.Rates[j]
+			if !gone[r.ContractID] || drop["rate"][j] {
 				continue
 			}
-			for j := range cur.Rates {
-				if cur.Rates[j].ContractID != id || drop["rate"][j] {
-					continue
-				}
-				drop["rate"][j] = true
-				file, row, line := srcOf(cur.Rates[j].Source, bundleRates, rateAt[j])
-				refused = append(refused, RowError{index: rateAt[j], File: file, Row: row, Line: line, Entity: "rate", ID: cur.Rates[j].ID,
-					Field: "contract_id", Value: id, Reason: "its contract is refused", Constraint: "rates_contract_id_fkey"})
-				keep = append(keep, cur.Rates[j].ID)
-			}
+			drop["rate"][j] = true
+			file, row, line := srcOf(r.Source, bundleRates, rateAt[j])
+			refused = append(refused, RowError{index: rateAt[j], File: file, Row: row, Line: line, Entity: "rate", ID: r.ID,
+				Field: "contract_id", Value: r.ContractID, Reason: "its contract is refused", Constraint: "rates_contract_id_fkey"})
+			keep = append(keep, r.ID)
 		}
 		if len(drop["rate_kind"])+len(drop["contract"])+len(drop["rate"]) == 0 {
 			return nil, refused, err // nothing left to leave out: never retry the same import
