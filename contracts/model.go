@@ -233,17 +233,28 @@ type RateKind struct {
 	LoadError *FieldError
 }
 
+// Valid reports whether k can set a priority: a known kind whose priority
+// parsed and lies in 1-99.
+func (k *RateKind) Valid() bool {
+	_, known := KindRequirements[k.Kind]
+	return known && k.LoadError == nil && k.Priority >= 1 && k.Priority <= 99
+}
+
 // EffectiveKinds is the kind list a schedule prices with: the kinds it
-// lists (in its order), then every standard kind it does not list, with
-// its default priority. A schedule's kind list overrides the priorities it
-// names and leaves the others standard — whether it lists all six kinds,
-// some of them (a folder's rate_kinds.csv with only "CPT,3") or none, and
-// whether it comes from a folder or the database.
+// lists (in its order), then every standard kind no valid row of it sets
+// (see RateKind.Valid), with its default priority. A schedule's kind list
+// overrides the priorities it names and leaves the others standard —
+// whether it lists all six kinds, some of them (a folder's rate_kinds.csv
+// with only "CPT,3") or none, and whether it comes from a folder or the
+// database. A rejected row ("CPT,abc", "CPT,0") changes nothing: its kind
+// keeps the default priority, as in a store that refused the row.
 func EffectiveKinds(listed []RateKind) []RateKind {
 	out := slices.Clone(listed)
 	named := map[string]bool{}
-	for _, k := range listed {
-		named[k.Kind] = true
+	for i := range listed {
+		if listed[i].Valid() {
+			named[listed[i].Kind] = true
+		}
 	}
 	for _, d := range DefaultRateKinds() {
 		if !named[d.Kind] {

@@ -183,7 +183,8 @@ func TestValidateDuplicatesAndKinds(t *testing.T) {
 	if len(v.Rates) != 1 {
 		t.Errorf("duplicate rate_id kept: %d rates", len(v.Rates))
 	}
-	if v.Priority[KindCPT] != 3 || v.Priority["HCPCS"] != 0 || v.Priority[KindSpecialty] != 0 {
+	// A rejected row (SPECIALTY at 100) leaves its kind at the default.
+	if v.Priority[KindCPT] != 3 || v.Priority["HCPCS"] != 0 || v.Priority[KindSpecialty] != 5 {
 		t.Errorf("priorities %v", v.Priority)
 	}
 	if n := len(v.Issues); n != 6 {
@@ -276,7 +277,11 @@ func TestPartialKindListOverrides(t *testing.T) {
 	}{
 		{"none", nil, map[string]int{KindCPTModifierSpecialty: 1, KindCPTSpecialty: 2, KindCPT: 3, KindSpecialtyVisitKind: 4, KindSpecialty: 5, KindVisitKind: 6}},
 		{"one", []RateKind{{Kind: KindCPT, Priority: 9}}, map[string]int{KindCPTModifierSpecialty: 1, KindCPTSpecialty: 2, KindCPT: 9, KindSpecialtyVisitKind: 4, KindSpecialty: 5, KindVisitKind: 6}},
-		{"rejected override", []RateKind{{Kind: KindCPT, Priority: 0}}, map[string]int{KindCPTModifierSpecialty: 1, KindCPTSpecialty: 2, KindSpecialtyVisitKind: 4, KindSpecialty: 5, KindVisitKind: 6}},
+		// A rejected row overrides nothing: a store refuses it and keeps
+		// the kind at its priority, and a folder must price the same.
+		{"rejected override", []RateKind{{Kind: KindCPT, Priority: 0}}, map[string]int{KindCPTModifierSpecialty: 1, KindCPTSpecialty: 2, KindCPT: 3, KindSpecialtyVisitKind: 4, KindSpecialty: 5, KindVisitKind: 6}},
+		{"unparsable override", []RateKind{{Kind: KindCPT, LoadError: &FieldError{Field: "priority", Value: "abc", Reason: "not a whole number"}}}, map[string]int{KindCPTModifierSpecialty: 1, KindCPTSpecialty: 2, KindCPT: 3, KindSpecialtyVisitKind: 4, KindSpecialty: 5, KindVisitKind: 6}},
+		{"rejected then valid", []RateKind{{Kind: KindCPT, Priority: 0}, {Kind: KindCPT, Priority: 9}}, map[string]int{KindCPTModifierSpecialty: 1, KindCPTSpecialty: 2, KindCPT: 9, KindSpecialtyVisitKind: 4, KindSpecialty: 5, KindVisitKind: 6}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -113,6 +113,9 @@ func ReadStream(ctx context.Context, dir string, header func(*contracts.Schedule
 		if err := readFile(ctx, kindsPath, []string{"kind", "priority"}, func(r *row) error {
 			k := contracts.RateKind{Kind: strings.TrimSpace(r.get("kind")), Source: r.src}
 			k.Priority = r.integer("priority")
+			if strings.TrimSpace(r.get("priority")) == "" {
+				r.fail("priority", "", "priority is required") // not "priority 0"
+			}
 			k.LoadError = r.ferr // validation rejects it, quoting the value
 			s.Kinds = append(s.Kinds, k)
 			return nil

@@ -157,7 +157,7 @@ func TestSourceLinesAndBadValues(t *testing.T) {
 		"C1,V1,Active,\"two\nlines\",2024-01-01,2024-12-31\n"+
 		"C2,V1,Active,,2024-13-45,2024-12-31\n"), 0o644)
 	os.WriteFile(filepath.Join(dir, RatesFile), []byte("rate_id,contract_id,rate_kind,rate_type,rate_value,effective_date\n"), 0o644)
-	os.WriteFile(filepath.Join(dir, KindsFile), []byte("kind,priority\nCPT,abc\n"), 0o644)
+	os.WriteFile(filepath.Join(dir, KindsFile), []byte("kind,priority\nCPT,abc\nSPECIALTY,\n"), 0o644)
 	s, err := Read(context.Background(), dir)
 	if err != nil {
 		t.Fatal(err)
@@ -173,6 +173,7 @@ func TestSourceLinesAndBadValues(t *testing.T) {
 	for _, want := range []string{
 		ContractsFile + `:4: rejected contract C2: field effective_date:`, `(value "2024-13-45")`,
 		KindsFile + `:2: rejected rate_kind CPT: field priority: not a whole number (value "abc")`,
+		KindsFile + `:3: rejected rate_kind SPECIALTY: field priority: priority is required`,
 	} {
 		found := false
 		for _, g := range got {

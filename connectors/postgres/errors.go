@@ -27,6 +27,9 @@ type RowError struct {
 	// index is the row's position in its Schedule slice (Kinds, Contracts
 	// or Rates), for ImportAccepted.
 	index int
+	// other is, for an overlap (overlapConstraint), the index of the
+	// contract of the schedule it overlaps, or -1 for a stored contract.
+	other int
 }
 
 func (e RowError) String() string {

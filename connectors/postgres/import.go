@@ -7,6 +7,7 @@ import (
 	"database/sql/driver"
 	"errors"
 	"fmt"
+	"maps"
 	"math"
 	"slices"
 	"strconv"
@@ -14,6 +15,7 @@ import (
 	"time"
 
 	"github.com/jmoiron/sqlx"
+	"github.com/lib/pq"
 
 	"github.com/repricer/repricer/contracts"
 	"github.com/repricer/repricer/money"
@@ -69,7 +71,14 @@ type ImportReport struct {
 // in s, and their rates, are left alone. Rate kinds in s update the stored
 // priorities; vendors are created as needed. Importing the same schedule
 // twice changes nothing the second time.
-func Import(ctx context.Context, db *sqlx.DB, s *contracts.Schedule) (rep *ImportReport, err error) {
+func Import(ctx context.Context, db *sqlx.DB, s *contracts.Schedule) (*ImportReport, error) {
+	return importKeeping(ctx, db, s, nil)
+}
+
+// importKeeping is Import, except that the stored rates whose ids are in
+// keep are not retired when s does not list them (ImportAccepted keeps the
+// stored row of a rate whose new row it refused).
+func importKeeping(ctx context.Context, db *sqlx.DB, s *contracts.Schedule, keep []string) (rep *ImportReport, err error) {
 	start := time.Now()
 	tx, err := db.BeginTxx(ctx, nil)
 	if err != nil {
@@ -82,7 +91,7 @@ func Import(ctx context.Context, db *sqlx.DB, s *contracts.Schedule) (rep *Impor
 		}
 	}()
 	rep = &ImportReport{}
-	if err := importTx(ctx, tx, s, rep); err != nil {
+	if err := importTx(ctx, tx, s, keep, rep); err != nil {
 		return nil, err
 	}
 	if err := tx.Commit(); err != nil {
@@ -97,30 +106,44 @@ func Import(ctx context.Context, db *sqlx.DB, s *contracts.Schedule) (rep *Impor
 
 // ImportAccepted imports the rows of s that the database accepts and
 // leaves out the rows Import would refuse, with what depends on them (the
-// rates of a refused contract), in one transaction. It returns every row it
-// left out, each with its file, line, field and reason; the import of the
-// rest is as Import's. A schedule whose rows are all refused imports
-// nothing and returns them all.
+// rates of a refused contract, even when that contract is stored), in one
+// transaction. It returns every row it left out, each with its file, line,
+// field and reason; the import of the rest is as Import's, except that a
+// stored rate whose new row is left out stays as stored (it is not
+// retired). A schedule whose rows are all refused imports nothing and
+// returns them all.
 func ImportAccepted(ctx context.Context, db *sqlx.DB, s *contracts.Schedule) (*ImportReport, []RowError, error) {
 	cur := *s
 	// Positions of cur's rows in s, to report refused rows against s.
 	kindAt, contractAt, rateAt := positions(len(s.Kinds)), positions(len(s.Contracts)), positions(len(s.Rates))
 	var refused []RowError
+	var keep []string // ids of refused rates: their stored rows stay
 	for {
-		rep, err := Import(ctx, db, &cur)
+		rep, err := importKeeping(ctx, db, &cur, keep)
 		var ie *ImportError
 		if !errors.As(err, &ie) {
+			sortRows(refused) // in bundle order, whichever round refused them
 			return rep, refused, err
 		}
-		// Of contracts of one vendor whose terms overlap each other, the first
-		// in the bundle stays and the others are left out, as the first of
-		// duplicate rows would (it is refused next time round if it also
-		// overlaps a stored contract).
-		overlapping := map[string][]int{}
+		// Of contracts whose terms overlap, each is kept in file order
+		// unless it overlaps a stored contract or one kept before it, as
+		// the first of duplicate rows would be; a contract refused for
+		// another reason keeps nothing out.
+		overlapsOf := map[int][]int{}
+		refusedFor := map[int]bool{} // contracts refused for another reason
 		for _, r := range ie.Rows {
-			if r.Entity == "contract" && r.Constraint == overlapConstraint {
-				v := cur.Contracts[r.index].VendorID
-				overlapping[v] = append(overlapping[v], r.index)
+			switch {
+			case r.Entity != "contract":
+			case r.Constraint == overlapConstraint:
+				overlapsOf[r.index] = append(overlapsOf[r.index], r.other)
+			default:
+				refusedFor[r.index] = true
+			}
+		}
+		kept := map[int]bool{}
+		for _, i := range slices.Sorted(maps.Keys(overlapsOf)) {
+			if !refusedFor[i] && !slices.ContainsFunc(overlapsOf[i], func(j int) bool { return j < 0 || kept[j] }) {
+				kept[i] = true
 			}
 		}
 		drop := map[string]map[int]bool{"rate_kind": {}, "contract": {}, "rate": {}}
@@ -128,10 +151,8 @@ func ImportAccepted(ctx context.Context, db *sqlx.DB, s *contracts.Schedule) (*I
 			if drop[r.Entity] == nil {
 				return nil, refused, err // not a row of s: nothing to leave out
 			}
-			if r.Entity == "contract" && r.Constraint == overlapConstraint {
-				if o := overlapping[cur.Contracts[r.index].VendorID]; len(o) > 1 && slices.Min(o) == r.index {
-					continue
-				}
+			if r.Entity == "contract" && r.Constraint == overlapConstraint && kept[r.index] {
+				continue
 			}
 			drop[r.Entity][r.index] = true
 			switch r.Entity {
@@ -140,9 +161,39 @@ func ImportAccepted(ctx context.Context, db *sqlx.DB, s *contracts.Schedule) (*I
 			case "contract":
 				r.index = contractAt[r.index]
 			case "rate":
+				keep = append(keep, cur.Rates[r.index].ID)
 				r.index = rateAt[r.index]
 			}
 			refused = append(refused, r)
+		}
+		// The rates of a contract that is left out go with it, also when
+		// the contract is stored (they must not be written onto the stored
+		// version).
+		left := map[string]bool{}
+		for i := range cur.Contracts {
+			if !drop["contract"][i] {
+				left[cur.Contracts[i].ID] = true
+			}
+		}
+		gone := map[string]bool{}
+		for i := range drop["contract"] {
+			if id := cur.Contracts[i].ID; !left[id] {
+				gone[id] = true
+			}
+		}
+		for j := range cur.Rates {
+			r := &cur.Rates[j]
+			if !gone[r.ContractID] || drop["rate"][j] {
+				continue
+			}
+			drop["rate"][j] = true
+			file, row, line := srcOf(r.Source, bundleRates, rateAt[j])
+			refused = append(refused, RowError{index: rateAt[j], File: file, Row: row, Line: line, Entity: "rate", ID: r.ID,
+				Field: "contract_id", Value: r.ContractID, Reason: "its contract is refused", Constraint: "rates_contract_id_fkey"})
+			keep = append(keep, r.ID)
+		}
+		if len(drop["rate_kind"])+len(drop["contract"])+len(drop["rate"]) == 0 {
+			return nil, refused, err // nothing left to leave out: never retry the same import
 		}
 		cur.Kinds, kindAt = without(cur.Kinds, kindAt, drop["rate_kind"])
 		cur.Contracts, contractAt = without(cur.Contracts, contractAt, drop["contract"])
@@ -191,7 +242,7 @@ var (
 	}
 )
 
-func importTx(ctx context.Context, tx *sqlx.Tx, s *contracts.Schedule, rep *ImportReport) error {
+func importTx(ctx context.Context, tx *sqlx.Tx, s *contracts.Schedule, keep []string, rep *ImportReport) error {
 	refused, bad := precheck(s)
 	// One import at a time; readers (Load) are not blocked.
 	if _, err := tx.ExecContext(ctx, `LOCK TABLE contracts, rates IN SHARE ROW EXCLUSIVE MODE`); err != nil {
@@ -235,12 +286,18 @@ func importTx(ctx context.Context, tx *sqlx.Tx, s *contracts.Schedule, rep *Impo
 		return err
 	}
 	if refused = append(refused, rows...); len(refused) > 0 {
-		slices.SortStableFunc(refused, func(a, b RowError) int {
-			return cmp.Or(cmp.Compare(fileOrder(a.Entity), fileOrder(b.Entity)), cmp.Compare(a.File, b.File), cmp.Compare(a.Row, b.Row))
-		})
+		sortRows(refused)
 		return &ImportError{Rows: refused}
 	}
-	return upsert(ctx, tx, s, rep)
+	return upsert(ctx, tx, s, keep, rep)
+}
+
+// sortRows orders refused rows as the bundle files are read: contracts,
+// rates, rate kinds, each by file and row.
+func sortRows(rows []RowError) {
+	slices.SortStableFunc(rows, func(a, b RowError) int {
+		return cmp.Or(cmp.Compare(fileOrder(a.Entity), fileOrder(b.Entity)), cmp.Compare(a.File, b.File), cmp.Compare(a.Row, b.Row))
+	})
 }
 
 // fileOrder orders refused rows as the bundle files are read.
@@ -427,12 +484,12 @@ func checkStaged(ctx context.Context, tx *sqlx.Tx, s *contracts.Schedule) ([]Row
 	}
 	for _, o := range overlaps {
 		file, row, line := contract(o.Row)
-		where := "stored contract " + o.Other
+		where, other := "stored contract "+o.Other, -1
 		if o.OtherRow.Valid {
-			j := int(o.OtherRow.Int64)
-			where = fmt.Sprintf("contract %s (%s)", o.Other, locOf(s.Contracts[j].Source, bundleContracts, j))
+			other = int(o.OtherRow.Int64)
+			where = fmt.Sprintf("contract %s (%s)", o.Other, locOf(s.Contracts[other].Source, bundleContracts, other))
 		}
-		out = append(out, RowError{index: o.Row, File: file, Row: row, Line: line, Entity: "contract", ID: o.ID, Field: "effective_date",
+		out = append(out, RowError{index: o.Row, other: other, File: file, Row: row, Line: line, Entity: "contract", ID: o.ID, Field: "effective_date",
 			Reason:     fmt.Sprintf("term %s..%s overlaps %s (%s..%s) of the same vendor; in-force contracts of a vendor may not overlap", o.Eff, o.Exp, where, o.OEff, o.OExp),
 			Constraint: overlapConstraint})
 	}
@@ -465,7 +522,7 @@ func checkStaged(ctx context.Context, tx *sqlx.Tx, s *contracts.Schedule) ([]Row
 }
 
 // upsert moves the staged rows into the tables.
-func upsert(ctx context.Context, tx *sqlx.Tx, s *contracts.Schedule, rep *ImportReport) error {
+func upsert(ctx context.Context, tx *sqlx.Tx, s *contracts.Schedule, keep []string, rep *ImportReport) error {
 	res, err := tx.ExecContext(ctx, `INSERT INTO vendors (vendor_id)
 		SELECT DISTINCT vendor_id FROM stage_contracts ON CONFLICT DO NOTHING`)
 	if err != nil {
@@ -504,10 +561,14 @@ func upsert(ctx context.Context, tx *sqlx.Tx, s *contracts.Schedule, rep *Import
 	}
 	rep.Rates.Unchanged = len(s.Rates) - rep.Rates.Inserted - rep.Rates.Updated
 
+	if keep == nil {
+		keep = []string{} // pq.Array sends a nil slice as NULL, and <> ALL(NULL) is never true
+	}
 	res, err = tx.ExecContext(ctx, `UPDATE rates r SET retired_at = now(), updated_at = now()
 		WHERE r.retired_at IS NULL
 		  AND r.contract_id IN (SELECT contract_id FROM stage_contracts)
-		  AND NOT EXISTS (SELECT 1 FROM stage_rates x WHERE x.rate_id = r.rate_id)`)
+		  AND NOT EXISTS (SELECT 1 FROM stage_rates x WHERE x.rate_id = r.rate_id)
+		  AND r.rate_id <> ALL($1)`, pq.Array(keep))
 	if err != nil {
 		return fmt.Errorf("postgres: import: retire rates: %w", err)
 	}
@@ -588,17 +649,21 @@ func precheck(s *contracts.Schedule) ([]RowError, refusedRows) {
 		bad := func(field, value, reason, constraint string) {
 			out = append(out, RowError{index: i, File: file, Row: row, Line: line, Entity: "rate_kind", ID: k.Kind, Field: field, Value: value, Reason: reason, Constraint: constraint})
 		}
+		// In the order contracts.Validate checks a kind row: a row that
+		// is refused for itself does not make a later row of its kind a
+		// duplicate (the later row sets the priority in a folder run too).
 		switch _, known := contracts.KindRequirements[k.Kind]; {
 		case k.LoadError != nil:
 			bad(k.LoadError.Field, k.LoadError.Value, k.LoadError.Reason, "")
 		case !known:
 			bad("kind", k.Kind, "unknown rate kind", "rate_kinds_kind_check")
-		case kinds[k.Kind]:
-			bad("kind", k.Kind, "rate kind listed twice", "rate_kinds_pkey")
 		case k.Priority < 1 || k.Priority > 99:
 			bad("priority", strconv.Itoa(k.Priority), "priority must be between 1 and 99", "rate_kinds_priority_check")
+		case kinds[k.Kind]:
+			bad("kind", k.Kind, "rate kind listed twice", "rate_kinds_pkey")
+		default:
+			kinds[k.Kind] = true
 		}
-		kinds[k.Kind] = true
 	}
 
 	ids := map[string]int{}
