@@ -371,6 +371,12 @@ func (e *Emulator) exec(tx *txn, origin, root, method, rest string, q url.Values
 		if st, code, msg := e.checkUnique(t, n, id); st != 0 {
 			return errResult(st, code, msg)
 		}
+		if st, code, msg := checkEnums(set, n); st != 0 {
+			return errResult(st, code, msg)
+		}
+		if st, code, msg := e.renameRelated(tx, set, old, n); st != 0 {
+			return errResult(st, code, msg)
+		}
 		e.touch(n)
 		e.put(tx, t, id, n)
 		return one(http.StatusOK, n)
