@@ -82,24 +82,24 @@ type ContractResult struct {
 
 // Report is the outcome of a Sync. It serializes to JSON.
 type Report struct {
-	DryRun       bool             `json:"dryRun"`
-	Force        bool             `json:"force"`
-	StartedAt    time.Time        `json:"startedAt"`
-	FinishedAt   time.Time        `json:"finishedAt"`
-	WallMillis   int64            `json:"wallMillis"`
-	Contracts    int              `json:"contracts"`
-	Created      int              `json:"created"`
-	Updated      int              `json:"updated"`
-	Unchanged    int              `json:"unchanged"`
-	Conflicts    int              `json:"conflicts"`
-	Failed       int              `json:"failed"`
-	Removed      int              `json:"removed"`   // left the schedule, left in BC
-	Deleted      int              `json:"deleted"`   // left the schedule, deleted from BC
-	NotSynced    int              `json:"notSynced"` // not done when the sync stopped
+	DryRun     bool      `json:"dryRun"`
+	Force      bool      `json:"force"`
+	StartedAt  time.Time `json:"startedAt"`
+	FinishedAt time.Time `json:"finishedAt"`
+	WallMillis int64     `json:"wallMillis"`
+	Contracts  int       `json:"contracts"`
+	Created    int       `json:"created"`
+	Updated    int       `json:"updated"`
+	Unchanged  int       `json:"unchanged"`
+	Conflicts  int       `json:"conflicts"`
+	Failed     int       `json:"failed"`
+	Removed    int       `json:"removed"`   // left the schedule, left in BC
+	Deleted    int       `json:"deleted"`   // left the schedule, deleted from BC
+	NotSynced  int       `json:"notSynced"` // not done when the sync stopped
 	// Stopped says why the sync stopped before every contract was done
 	// (cancelled, token refused, Business Central unreachable, state
 	// store failure); "" when it ran to the end.
-	Stopped string `json:"stopped,omitempty"`
+	Stopped      string           `json:"stopped,omitempty"`
 	RatesCreated int              `json:"ratesCreated"`
 	RatesUpdated int              `json:"ratesUpdated"`
 	RatesDeleted int              `json:"ratesDeleted"`
