@@ -273,6 +273,10 @@ func (s *Syncer) Sync(ctx context.Context, cs []contracts.Contract, rs []contrac
 	return rep, nil
 }
 
+// notSyncedDetail is the detail of a contract not synced; why the run
+// stopped is said once, in Report.Stopped.
+const notSyncedDetail = "the sync stopped before this contract was done"
+
 // stop records why the run stopped: contracts not done are not synced.
 func (rep *Report) stop(ctx context.Context, err error) {
 	rep.Stopped = err.Error()
@@ -281,7 +285,7 @@ func (rep *Report) stop(ctx context.Context, err error) {
 	}
 	for i := range rep.Results {
 		if rep.Results[i].Action == "" {
-			rep.Results[i].Action, rep.Results[i].Detail = ActionNotSynced, "the sync stopped before this contract was done"
+			rep.Results[i].Action, rep.Results[i].Detail = ActionNotSynced, notSyncedDetail
 		}
 	}
 }
@@ -420,7 +424,7 @@ func (w *worker) run(ctx context.Context) (ContractResult, error) {
 	case errors.As(err, &ce):
 		w.res.Action, w.res.Detail = ActionConflict, ce.what
 	case err != nil && stopsRun(ctx, err):
-		w.res.Action, w.res.Detail, stop = ActionNotSynced, err.Error(), err
+		w.res.Action, w.res.Detail, stop = ActionNotSynced, notSyncedDetail, err
 		if ctx.Err() != nil {
 			stop = context.Cause(ctx)
 		}
