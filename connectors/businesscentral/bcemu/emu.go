@@ -11,6 +11,11 @@
 // seed: whether a request is faulted depends only on the seed, the request
 // (method, URL, body) and how many times that same request was seen before.
 //
+// Like Business Central with API schema version 2.0, enum fields hold and
+// return their values' names (the blank value is "_x0020_") and refuse
+// anything else; and a contract whose number changes takes its rates along,
+// as a rename does in Business Central.
+//
 // Tests can inspect the emulated company (Entities), change an entity as a
 // Business Central user would (Edit), expire issued tokens (ExpireTokens) and
 // read request counters (Stats).
