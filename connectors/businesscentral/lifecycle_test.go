@@ -453,3 +453,34 @@ func TestSyncStoppedMidway(t *testing.T) {
 		t.Errorf("%d complete states, %d reported created", complete, rep.Created)
 	}
 }
+
+// A contract that leaves the schedule while a new one takes its number:
+// the new contract adopts the BC card, the old one is listed as removed
+// (naming the new one) and nothing is deleted, with or without prune.
+func TestSyncRemovedNumberReused(t *testing.T) {
+	for _, prune := range []bool{false, true} {
+		t.Run(map[bool]string{false: "listed", true: "prune"}[prune], func(t *testing.T) {
+			cs, rs := genData(4, 40)
+			e := newEnv(t, bcemu.Options{}, nil, nil)
+			store := NewMemoryState()
+			if _, err := NewSyncer(e.c, store, Options{}).Sync(t.Context(), cs, rs); err != nil {
+				t.Fatal(err)
+			}
+			old := cs[2].ID
+			cs[2].ID = "NEW-ID" // same number, another contract
+			for i := range rs {
+				if rs[i].ContractID == old {
+					rs[i].ContractID = "NEW-ID"
+				}
+			}
+			rep, err := NewSyncer(e.c, store, Options{Prune: prune}).Sync(t.Context(), cs, rs)
+			if err != nil || rep.Failed+rep.Conflicts+rep.Deleted != 0 || rep.Removed != 1 {
+				t.Fatalf("sync: %v %+v", err, rep.Results)
+			}
+			if r := resultOf(rep, old); !strings.Contains(r.Detail, "NEW-ID") {
+				t.Errorf("removed contract: %+v", r)
+			}
+			checkConsistent(t, e.emu, store, cs, rs)
+		})
+	}
+}

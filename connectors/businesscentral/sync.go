@@ -189,14 +189,21 @@ func (s *Syncer) Sync(ctx context.Context, cs []contracts.Contract, rs []contrac
 	for _, orphans := range byContract {
 		rep.OrphanRates += len(orphans)
 	}
-	// Contracts that left the schedule: state, but neither synced nor
-	// retained. Listed after the input's contracts, by id.
+	// Contracts that left the schedule: state, but neither in the input
+	// (even refused there) nor retained. Listed after the input's
+	// contracts, by id.
+	present := make(map[string]bool, len(cs)+len(s.opt.Retained))
+	numberOf := make(map[string]string, len(cs)) // contract number -> id in the input
+	for i := range cs {
+		present[cs[i].ID] = true
+		numberOf[cs[i].Number] = cs[i].ID
+	}
 	for _, id := range s.opt.Retained {
-		seenID[id] = true
+		present[id] = true
 	}
 	var gone []string
 	for id := range states {
-		if !seenID[id] {
+		if !present[id] {
 			gone = append(gone, id)
 		}
 	}
@@ -226,6 +233,18 @@ func (s *Syncer) Sync(ctx context.Context, cs []contracts.Contract, rs []contrac
 	drift, err := s.readDrift(ctx, states)
 	if err != nil {
 		return rep, err
+	}
+
+	if !s.opt.DryRun {
+		var inherited []string
+		for _, id := range gone {
+			if numberOf[states[id].Number] != "" {
+				inherited = append(inherited, id)
+			}
+		}
+		if _, err := s.store.Forget(ctx, inherited...); err != nil {
+			return rep, fmt.Errorf("businesscentral: forgetting sync state: %w", err)
+		}
 	}
 
 	g, gctx := errgroup.WithContext(ctx)
@@ -265,6 +284,14 @@ func (s *Syncer) Sync(ctx context.Context, cs []contracts.Contract, rs []contrac
 			break
 		}
 		st := states[id]
+		if heir := numberOf[st.Number]; heir != "" {
+			// Its number, and so its BC card, is now another contract's,
+			// which adopts the card: nothing to delete. Its state went
+			// before the workers started (the card's id is unique there).
+			rep.Results[len(cs)+j].Action = ActionRemoved
+			rep.Results[len(cs)+j].Detail = "no longer in the schedule; its number and Business Central card are now contract " + heir + "'s"
+			continue
+		}
 		start(len(cs)+j, &worker{s: s, st: &st, drift: drift[st.Number]})
 	}
 	if err := g.Wait(); err != nil {
@@ -430,7 +457,7 @@ func (w *worker) run(ctx context.Context) (ContractResult, error) {
 		}
 	case err != nil:
 		w.res.Action, w.res.Detail = ActionFailed, err.Error()
-	case action == ActionRemoved:
+	case action == ActionRemoved && w.res.Detail == "":
 		w.res.Detail = "no longer in the schedule; left in Business Central (prune deletes it)"
 	}
 	w.res.Requests, w.res.Retries = ctr.requests.Load(), ctr.retries.Load()
