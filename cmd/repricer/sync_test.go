@@ -429,7 +429,7 @@ func TestSyncBCReportOnEveryRun(t *testing.T) {
 		status, stdout, stderr := runSyncCtx(t, ctx, append([]string{"--contracts", syncSample, "--state", state,
 			"--report", reportFile}, e.flags...)...)
 		checkNoLeaks(t, e.secret, stdout, stderr)
-		if status != 1 {
+		if status != 1 || !strings.Contains(stderr, "SIGTERM received") {
 			t.Errorf("exit status %d; stderr:\n%s", status, stderr)
 		}
 		rep := readReport(t, reportFile)

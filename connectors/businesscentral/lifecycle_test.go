@@ -436,7 +436,7 @@ func TestSyncStoppedMidway(t *testing.T) {
 	if err == nil || rep == nil {
 		t.Fatalf("error %v, report %v: want both", err, rep)
 	}
-	if !strings.Contains(rep.Stopped, "SIGTERM received") {
+	if !strings.Contains(rep.Stopped, "SIGTERM received") || !strings.Contains(err.Error(), "SIGTERM received") {
 		t.Errorf("stopped %q does not say why", rep.Stopped)
 	}
 	if rep.NotSynced == 0 || rep.Created == 0 || rep.Created+rep.NotSynced+rep.Failed != len(cs) || len(rep.Results) != len(cs) {

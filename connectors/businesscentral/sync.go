@@ -295,6 +295,9 @@ func (s *Syncer) Sync(ctx context.Context, cs []contracts.Contract, rs []contrac
 		start(len(cs)+j, &worker{s: s, st: &st, drift: drift[st.Number]})
 	}
 	if err := g.Wait(); err != nil {
+		if ctx.Err() != nil {
+			err = context.Cause(ctx) // e.g. the signal, not "context canceled"
+		}
 		return rep, fmt.Errorf("businesscentral: sync stopped: %w", err)
 	}
 	return rep, nil
