@@ -408,7 +408,6 @@ func printSyncSummary(w io.Writer, out *syncReport) {
 		mode, r.Contracts+len(out.Skipped), r.Created, r.Updated, r.Unchanged, r.Conflicts, r.Failed, len(out.Skipped), r.NotSynced,
 		r.Removed, r.Deleted, r.RatesCreated, r.RatesUpdated, r.RatesDeleted, r.Requests, r.Retries,
 		(time.Duration(r.WallMillis) * time.Millisecond).String())
-
 }
 
 // maxNamed caps how many contract numbers an exit message lists.
