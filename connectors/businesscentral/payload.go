@@ -54,24 +54,23 @@ func EnumName(v string) string {
 // BlankEnum (schema 2.0) or as the caption " " (schema 1.0), is "".
 func EnumValue(name string) string {
 	var b strings.Builder
-	for i := 0; i < len(name); {
-		if j := strings.IndexByte(name[i:], '_'); j < 0 {
-			b.WriteString(name[i:])
+	for {
+		j := strings.IndexByte(name, '_')
+		if j < 0 {
+			b.WriteString(name)
 			break
-		} else {
-			b.WriteString(name[i : i+j])
-			i += j
 		}
-		rest := name[i:]
-		if len(rest) >= 7 && rest[1] == 'x' && rest[6] == '_' {
-			if n, err := strconv.ParseUint(rest[2:6], 16, 32); err == nil {
+		b.WriteString(name[:j])
+		name = name[j:]
+		if len(name) >= 7 && name[1] == 'x' && name[6] == '_' {
+			if n, err := strconv.ParseUint(name[2:6], 16, 32); err == nil {
 				b.WriteRune(rune(n))
-				i += 7
+				name = name[7:]
 				continue
 			}
 		}
 		b.WriteByte('_')
-		i++
+		name = name[1:]
 	}
 	return strings.TrimSpace(b.String())
 }
