@@ -17,28 +17,43 @@ import (
 // SyncSummary is the Business Central sync in the manifest and the logs:
 // counts only, no contract content.
 type SyncSummary struct {
-	Contracts    int   `json:"contracts"`
-	Skipped      int   `json:"skipped"`
-	Created      int   `json:"created"`
-	Updated      int   `json:"updated"`
-	Unchanged    int   `json:"unchanged"`
-	Conflicts    int   `json:"conflicts"`
-	Failed       int   `json:"failed"`
+	Contracts int `json:"contracts"`
+	Skipped   int `json:"skipped"`
+	Created   int `json:"created"`
+	Updated   int `json:"updated"`
+	Unchanged int `json:"unchanged"`
+	Conflicts int `json:"conflicts"`
+	Failed    int `json:"failed"`
+	// Removed: contracts that left the schedule, left in Business Central
+	// (the job never prunes; "repricer sync bc --prune" does).
+	Removed      int   `json:"removed"`
+	NotSynced    int   `json:"not_synced"` // not done when the sync stopped
 	RatesCreated int   `json:"rates_created"`
 	RatesUpdated int   `json:"rates_updated"`
 	RatesDeleted int   `json:"rates_deleted"`
 	Requests     int64 `json:"requests"`
 	Retries      int64 `json:"retries"`
+	// Stopped says why the sync stopped before every contract was done
+	// (token refused, Business Central unreachable, cancelled).
+	Stopped string `json:"stopped,omitempty"`
 }
 
 // SyncError is a Business Central sync that failed, as a whole or for some
-// contracts (exit status 1; no manifest is written).
+// contracts (exit status 1; no manifest is written). Summary says how far
+// it got; when it stopped, Summary.Stopped says why.
 type SyncError struct {
-	Summary *SyncSummary // nil when the whole sync failed
+	Summary *SyncSummary
 	Err     error
 }
 
-func (e *SyncError) Error() string { return "bc sync: " + e.Err.Error() }
+func (e *SyncError) Error() string {
+	msg := "bc sync: " + e.Err.Error()
+	if s := e.Summary; s != nil && s.Stopped != "" { // how far it got
+		msg += fmt.Sprintf(" (stopped after %d created, %d updated, %d unchanged, %d conflicts, %d failed; %d not synced)",
+			s.Created, s.Updated, s.Unchanged, s.Conflicts, s.Failed, s.NotSynced)
+	}
+	return msg
+}
 func (e *SyncError) Unwrap() error { return e.Err }
 
 // StateStore is where the sync keeps what it last wrote;
@@ -82,9 +97,12 @@ func bcClient(c *BCConfig, secret string, httpClient *http.Client) (*businesscen
 // validation rejected are skipped (counted), as "repricer sync bc" does.
 func syncBC(ctx context.Context, cl *businesscentral.Client, store StateStore, force bool, v *contracts.Validated) (*SyncSummary, error) {
 	cs := make([]contracts.Contract, 0, len(v.Contracts))
+	retained := make([]string, 0, len(v.Rejected)) // in the schedule: not removed
 	for _, c := range v.Contracts {
 		if _, rejected := v.Rejected[c.ID]; !rejected {
 			cs = append(cs, c)
+		} else {
+			retained = append(retained, c.ID)
 		}
 	}
 	rs := make([]contracts.Rate, 0, len(v.Rates))
@@ -93,15 +111,15 @@ func syncBC(ctx context.Context, cl *businesscentral.Client, store StateStore, f
 			rs = append(rs, r)
 		}
 	}
-	rep, err := businesscentral.NewSyncer(cl, store, businesscentral.Options{Force: force}).Sync(ctx, cs, rs)
-	if err != nil {
-		return nil, &SyncError{Err: err}
-	}
+	rep, err := businesscentral.NewSyncer(cl, store, businesscentral.Options{Force: force, Retained: retained}).Sync(ctx, cs, rs)
 	sum := &SyncSummary{
 		Contracts: rep.Contracts, Skipped: len(v.Rejected), Created: rep.Created, Updated: rep.Updated,
-		Unchanged: rep.Unchanged, Conflicts: rep.Conflicts, Failed: rep.Failed,
-		RatesCreated: rep.RatesCreated, RatesUpdated: rep.RatesUpdated, RatesDeleted: rep.RatesDeleted,
-		Requests: rep.Requests, Retries: rep.Retries,
+		Unchanged: rep.Unchanged, Conflicts: rep.Conflicts, Failed: rep.Failed, Removed: rep.Removed,
+		NotSynced: rep.NotSynced, RatesCreated: rep.RatesCreated, RatesUpdated: rep.RatesUpdated,
+		RatesDeleted: rep.RatesDeleted, Requests: rep.Requests, Retries: rep.Retries, Stopped: rep.Stopped,
+	}
+	if err != nil {
+		return sum, &SyncError{Summary: sum, Err: err}
 	}
 	if sum.Failed+sum.Conflicts > 0 {
 		var names []string

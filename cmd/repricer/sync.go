@@ -42,19 +42,28 @@ their rates, updates changed headers and rates, deletes rates that left a
 contract. The schedule is validated first; contracts validation rejects are
 skipped (listed as "skipped"), and only the usable rates of the others are sent.
 What was last written is kept in Postgres (--state), so an unchanged contract
-costs no request and each change is written once.
+costs no request and each change is written once. A contract renamed in the
+schedule (same id, new number) is renamed in Business Central, rates included.
+
+Contracts that left the schedule (synced before, no longer in it) are listed
+as "removed" and left in Business Central; --prune deletes them there (rates
+first, each with its ETag; one changed in Business Central since the last
+sync is a conflict unless --force) and forgets their state.
 
 Output: one line per contract that was (or, with --dry-run, would be) created,
-updated, or is in conflict, failed or skipped (--dry-run lists unchanged ones
-too), then a summary on standard error. --report FILE writes the full JSON
-report (--report - writes it to standard output instead of the lines).
+updated, removed, deleted, or is in conflict, failed, skipped or not synced
+(--dry-run lists unchanged ones too), then a summary on standard error.
+--report FILE writes the full JSON report (--report - writes it to standard
+output instead of the lines). Output and report are written on every run: a
+sync that stopped (SIGTERM, token refused, Business Central unreachable)
+says how far it got and why it stopped.
 
 The client secret comes only from BC_CLIENT_SECRET or from the file named by
 BC_CLIENT_SECRET_FILE, never from a flag.
 
-Exit status: 0 every contract synced or unchanged; 1 some contract failed or
-is in conflict (changed in Business Central; --force overwrites), or the run
-failed; 2 a usage or configuration error (missing tenant, secret, state
+Exit status: 0 every contract synced, unchanged or removed; 1 some contract
+failed or is in conflict (changed in Business Central; --force overwrites), or
+the run stopped; 2 a usage or configuration error (missing tenant, secret, state
 database, unmigrated schema, ...).
 
 Example:
@@ -78,6 +87,7 @@ Example:
 				&cli.IntFlag{Name: "max-retries", EnvVars: []string{"BC_MAX_RETRIES"}, Value: 8, Usage: "retries of a throttled or failed request"},
 				&cli.BoolFlag{Name: "dry-run", Usage: "read Business Central and print the plan; write nothing, save no state"},
 				&cli.BoolFlag{Name: "force", Usage: "overwrite contracts and rates changed in Business Central since the last sync instead of reporting a conflict"},
+				&cli.BoolFlag{Name: "prune", Usage: "delete from Business Central the contracts that left the schedule (without it they are listed and left alone)"},
 				&cli.StringFlag{Name: "report", Usage: "write the JSON report to `FILE` (- for standard output)"},
 				dbTimeoutFlag(),
 			},
@@ -143,14 +153,20 @@ func syncBC(c *cli.Context) (err error) {
 	}
 	cs, rs, skipped := syncable(v)
 
+	retained := make([]string, len(skipped))
+	for i, s := range skipped {
+		retained[i] = s.ContractID
+	}
 	syncer := businesscentral.NewSyncer(client, store, businesscentral.Options{
-		DryRun: c.Bool("dry-run"), Force: c.Bool("force"),
+		DryRun: c.Bool("dry-run"), Force: c.Bool("force"), Prune: c.Bool("prune"), Retained: retained,
 	})
 	rep, err := syncer.Sync(ctx, cs, rs)
-	if err != nil {
-		return err // a whole-run failure: the partial report would mislead
+	// The output and report are written even when the run stopped: they
+	// say how far it got and why it stopped.
+	if werr := writeSyncOutput(c, &syncReport{Report: rep, Skipped: skipped}); werr != nil {
+		return errors.Join(err, werr)
 	}
-	if err := writeSyncOutput(c, &syncReport{Report: rep, Skipped: skipped}); err != nil {
+	if err != nil {
 		return err
 	}
 	return syncOutcome(rep)
@@ -387,10 +403,10 @@ func printSyncSummary(w io.Writer, out *syncReport) {
 	if r.DryRun {
 		mode = " (dry run: nothing written)"
 	}
-	fmt.Fprintf(w, "repricer: bc sync%s: %d contracts: %d create, %d update, %d unchanged, %d conflict, %d failed, %d skipped; "+
-		"rates: %d create, %d update, %d delete; %d requests (%d retries) in %s\n",
-		mode, r.Contracts+len(out.Skipped), r.Created, r.Updated, r.Unchanged, r.Conflicts, r.Failed, len(out.Skipped),
-		r.RatesCreated, r.RatesUpdated, r.RatesDeleted, r.Requests, r.Retries,
+	fmt.Fprintf(w, "repricer: bc sync%s: %d contracts: %d create, %d update, %d unchanged, %d conflict, %d failed, %d skipped, "+
+		"%d not synced; left the schedule: %d removed, %d deleted; rates: %d create, %d update, %d delete; %d requests (%d retries) in %s\n",
+		mode, r.Contracts+len(out.Skipped), r.Created, r.Updated, r.Unchanged, r.Conflicts, r.Failed, len(out.Skipped), r.NotSynced,
+		r.Removed, r.Deleted, r.RatesCreated, r.RatesUpdated, r.RatesDeleted, r.Requests, r.Retries,
 		(time.Duration(r.WallMillis) * time.Millisecond).String())
 }
 

@@ -4,10 +4,13 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
+	"syscall"
 	"testing"
 
 	"github.com/repricer/repricer/connectors/bundle"
@@ -55,11 +58,18 @@ type syncEnv struct {
 
 // newSyncEnv starts an emulator, clears the BC_* environment and sets
 // BC_CLIENT_SECRET to the emulator's secret.
-func newSyncEnv(t *testing.T) *syncEnv {
+func newSyncEnv(t *testing.T) *syncEnv { return newSyncEnvWrap(t, nil) }
+
+// newSyncEnvWrap is newSyncEnv with the emulator behind wrap, if set.
+func newSyncEnvWrap(t *testing.T, wrap func(http.Handler) http.Handler) *syncEnv {
 	t.Helper()
 	unsetEnv(t, bcEnvVars()...)
 	e := bcemu.New(bcemu.Options{Seed: 1})
-	srv := httptest.NewServer(e)
+	var h http.Handler = e
+	if wrap != nil {
+		h = wrap(e)
+	}
+	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
 	o := e.Options()
 	t.Setenv(envBCSecret, o.ClientSecret)
@@ -85,8 +95,13 @@ func migratedDB(t *testing.T) string {
 // returns the exit status and output.
 func runSync(t *testing.T, args ...string) (status int, stdout, stderr string) {
 	t.Helper()
+	return runSyncCtx(t, context.Background(), args...)
+}
+
+func runSyncCtx(t *testing.T, ctx context.Context, args ...string) (status int, stdout, stderr string) {
+	t.Helper()
 	var out, errOut bytes.Buffer
-	err := run(context.Background(), append([]string{"repricer", "sync", "bc"}, args...), strings.NewReader(""), &out, &errOut)
+	err := run(ctx, append([]string{"repricer", "sync", "bc"}, args...), strings.NewReader(""), &out, &errOut)
 	status = report(err, &errOut)
 	return status, out.String(), errOut.String()
 }
@@ -318,8 +333,9 @@ func TestSyncBCUsage(t *testing.T) {
 		{"no contracts", map[string]string{envDatabaseURL: ""}, append([]string{"--state", state}, e.flags...), 2, "--contracts"},
 		{"extra argument", nil, append(append(base, e.flags...), "extra"), 2, "unexpected arguments"},
 		{"bad max retries", nil, append(append(base, e.flags...), "--max-retries", "0"), 2, "--max-retries"},
-		// Not a usage error: every contract fails to get a token.
-		{"wrong secret", map[string]string{envBCSecret: "wrong-secret-value"}, append(append(base, e.flags...), "--max-retries", "1"), 1, "12 contract(s) failed"},
+		// Not a usage error: the token endpoint refuses the secret, which
+		// ends the run at once, naming the token URL and the OAuth code.
+		{"wrong secret", map[string]string{envBCSecret: "wrong-secret-value"}, append(append(base, e.flags...), "--max-retries", "1"), 1, `"invalid_client"`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -346,5 +362,153 @@ func TestSyncBCUsage(t *testing.T) {
 	}
 	if c, r := stateRows(t, state); c+r != 0 {
 		t.Errorf("usage errors saved %d contract and %d rate states", c, r)
+	}
+}
+
+// readReport reads a --report file.
+func readReport(t *testing.T, path string) syncReport {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("no report: %v", err)
+	}
+	var rep syncReport
+	if err := json.Unmarshal(b, &rep); err != nil {
+		t.Fatalf("report: %v\n%s", err, b)
+	}
+	return rep
+}
+
+// Every run writes its report and lines, also when it stops: when
+// Business Central is unreachable, and on SIGTERM.
+func TestSyncBCReportOnEveryRun(t *testing.T) {
+	state := migratedDB(t)
+
+	t.Run("Business Central unreachable", func(t *testing.T) {
+		e := newSyncEnv(t)
+		dead := httptest.NewServer(http.NotFoundHandler())
+		deadURL := dead.URL
+		dead.Close()
+		flags := append([]string{}, e.flags...)
+		for i := range flags {
+			if flags[i] == "--base-url" {
+				flags[i+1] = deadURL
+			}
+			if flags[i] == "--token-url" {
+				flags[i+1] = deadURL + "/tenant/oauth2/v2.0/token"
+			}
+		}
+		reportFile := filepath.Join(t.TempDir(), "report.json")
+		status, stdout, stderr := runSync(t, append([]string{"--contracts", syncSample, "--state", state,
+			"--report", reportFile, "--max-retries", "1"}, flags...)...)
+		if status != 1 || !strings.Contains(stderr, deadURL+"/tenant/oauth2/v2.0/token") {
+			t.Errorf("exit status %d; stderr:\n%s", status, stderr)
+		}
+		rep := readReport(t, reportFile)
+		if rep.NotSynced != syncSampleContracts || !strings.Contains(rep.Stopped, "/oauth2/v2.0/token") {
+			t.Errorf("report: %d not synced, stopped %q", rep.NotSynced, rep.Stopped)
+		}
+		if countLines(stdout, "not-synced") != syncSampleContracts {
+			t.Errorf("lines:\n%s", stdout)
+		}
+	})
+
+	t.Run("SIGTERM", func(t *testing.T) {
+		ctx, cancel := context.WithCancelCause(context.Background())
+		defer cancel(nil)
+		var n atomic.Int64
+		e := newSyncEnvWrap(t, func(next http.Handler) http.Handler {
+			return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if !strings.HasSuffix(r.URL.Path, "/token") && n.Add(1) == 5 {
+					cancel(&signalError{sig: syscall.SIGTERM})
+				}
+				next.ServeHTTP(w, r)
+			})
+		})
+		reportFile := filepath.Join(t.TempDir(), "report.json")
+		status, stdout, stderr := runSyncCtx(t, ctx, append([]string{"--contracts", syncSample, "--state", state,
+			"--report", reportFile}, e.flags...)...)
+		checkNoLeaks(t, e.secret, stdout, stderr)
+		if status != 1 || !strings.Contains(stderr, "SIGTERM received") {
+			t.Errorf("exit status %d; stderr:\n%s", status, stderr)
+		}
+		rep := readReport(t, reportFile)
+		if !strings.Contains(rep.Stopped, "SIGTERM") || rep.NotSynced == 0 ||
+			rep.Created+rep.NotSynced+rep.Failed != syncSampleContracts || len(rep.Skipped) != syncSampleSkipped {
+			t.Errorf("report: created %d, not synced %d, failed %d, skipped %d, stopped %q",
+				rep.Created, rep.NotSynced, rep.Failed, len(rep.Skipped), rep.Stopped)
+		}
+		if !strings.Contains(stderr, "not synced") {
+			t.Errorf("summary:\n%s", stderr)
+		}
+	})
+}
+
+// A contract that leaves the schedule is listed as removed (exit 0), in
+// the dry run as to be deleted with --prune, and deleted with --prune.
+// Contracts validation rejects are skipped, never removed.
+func TestSyncBCRemovedContract(t *testing.T) {
+	e := newSyncEnv(t)
+	state := migratedDB(t)
+	if status, _, stderr := runSync(t, append([]string{"--contracts", syncSample, "--state", state}, e.flags...)...); status != 0 {
+		t.Fatalf("first sync: %d\n%s", status, stderr)
+	}
+	// The schedule without C001.
+	dir := t.TempDir()
+	for _, f := range []string{"contracts.csv", "rates.csv", "rate_kinds.csv"} {
+		b, err := os.ReadFile(filepath.Join(syncSample, f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var keep []string
+		for _, l := range strings.SplitAfter(string(b), "\n") {
+			if !strings.HasPrefix(l, "C001,") && !strings.Contains(l, ",C001,") {
+				keep = append(keep, l)
+			}
+		}
+		if err := os.WriteFile(filepath.Join(dir, f), []byte(strings.Join(keep, "")), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	args := append([]string{"--contracts", dir, "--state", state}, e.flags...)
+	inBC := func() bool {
+		for _, m := range e.emu.Entities(bcemu.SetContracts) {
+			if m["contractNumber"] == "CON-2024-00001" {
+				return true
+			}
+		}
+		return false
+	}
+	for _, step := range []struct {
+		name   string
+		flags  []string
+		line   string
+		inBC   bool
+		report func(syncReport) bool
+	}{
+		{"listed", nil, "removed", true, func(r syncReport) bool { return r.Removed == 1 && r.Deleted == 0 }},
+		{"dry run", []string{"--prune", "--dry-run"}, "deleted", true, func(r syncReport) bool { return r.Deleted == 1 && r.DryRun }},
+		{"prune", []string{"--prune"}, "deleted", false, func(r syncReport) bool { return r.Deleted == 1 && r.RatesDeleted == 12 }},
+		{"gone", []string{"--prune"}, "", false, func(r syncReport) bool { return r.Deleted+r.Removed == 0 }},
+	} {
+		t.Run(step.name, func(t *testing.T) {
+			reportFile := filepath.Join(t.TempDir(), "report.json")
+			status, stdout, stderr := runSync(t, append(append(args, "--report", reportFile), step.flags...)...)
+			if status != 0 {
+				t.Fatalf("exit status %d\n%s", status, stderr)
+			}
+			if step.line != "" && !strings.Contains(stdout, step.line+" ") {
+				t.Errorf("no %s line:\n%s", step.line, stdout)
+			}
+			if countLines(stdout, "removed")+countLines(stdout, "deleted") > 1 {
+				t.Errorf("more than C001 listed:\n%s", stdout)
+			}
+			if rep := readReport(t, reportFile); !step.report(rep) {
+				t.Errorf("report: removed %d deleted %d rates deleted %d", rep.Removed, rep.Deleted, rep.RatesDeleted)
+			}
+			if inBC() != step.inBC {
+				t.Errorf("in BC: %v, want %v", inBC(), step.inBC)
+			}
+		})
 	}
 }

@@ -145,8 +145,11 @@ func New(cfg Config) (*Client, error) {
 		apiRoot: env + url.PathEscape(c.Publisher) + "/" + url.PathEscape(c.Group) + "/" + url.PathEscape(c.APIVersion) + "/",
 		stdRoot: env + "v2.0/",
 		company: "companies(" + c.CompanyID + ")",
-		tokens: &tokenCache{hc: c.HTTPClient, cc: clientcredentials.Config{
+		tokens: &tokenCache{lock: make(chan struct{}, 1), hc: c.HTTPClient, now: time.Now, cc: clientcredentials.Config{
 			ClientID: c.ClientID, ClientSecret: c.ClientSecret, TokenURL: c.TokenURL, Scopes: []string{c.Scope},
+			// One request per attempt (no probing of the two styles);
+			// Entra accepts the secret in the form.
+			AuthStyle: oauth2.AuthStyleInParams,
 		}},
 		sem:   make(chan struct{}, c.Concurrency),
 		limit: &windowLimiter{n: c.RateLimit, window: c.RateWindow},
@@ -228,6 +231,10 @@ func (c *Client) Do(ctx context.Context, req Request) (*Response, error) {
 		if ctx.Err() != nil {
 			return nil, fmt.Errorf("businesscentral: %s %s: %w", req.Method, redact(req.URL), context.Cause(ctx))
 		}
+		var auth *AuthError
+		if errors.As(err, &auth) { // the token cache already retried what can be
+			return nil, err
+		}
 		var ae *APIError
 		if errors.As(err, &ae) && ae.Status == http.StatusUnauthorized && !refreshed {
 			refreshed = true
@@ -301,7 +308,7 @@ func (c *Client) once(ctx context.Context, req Request, ctr *counters) (*Respons
 	}
 	defer func() { <-c.sem }()
 
-	tok, err := c.tokens.token(ctx)
+	tok, err := c.token(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -376,42 +383,163 @@ func parseRetryAfter(v string) time.Duration {
 
 // ---- token cache ----
 
-// tokenCache caches the client-credentials token until it expires (by
-// expires_in, less oauth2's safety margin) or a 401 invalidates it.
+// tokenCache holds the client-credentials token. It is refreshed when
+// tokenMargin of its lifetime is left, or when a 401 invalidates it.
 type tokenCache struct {
-	mu  sync.Mutex
-	cc  clientcredentials.Config
-	hc  *http.Client
-	tok *oauth2.Token
+	lock    chan struct{} // one slot: held while the token is read or fetched
+	cc      clientcredentials.Config
+	hc      *http.Client
+	access  string
+	renewAt time.Time // by now; zero: no expiry advertised
+	// refused is a definite refusal or an unreachable token endpoint:
+	// every later call returns it without asking again.
+	refused *AuthError
+	// now is the clock that decides expiry; time.Now unless a test sets it.
+	now func() time.Time
 }
 
-func (t *tokenCache) token(ctx context.Context) (string, error) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if t.tok.Valid() {
-		return t.tok.AccessToken, nil
+// maxTokenMargin caps the margin before a token's expiry: a token is
+// renewed when a tenth of its lifetime, at most this, is left.
+const maxTokenMargin = 10 * time.Second
+
+// tokenMargin is how long before its expiry a token of the given lifetime
+// is renewed: a tenth of the lifetime, at most maxTokenMargin. (oauth2's
+// fixed 10 s margin would renew a token living less than that before
+// every request.)
+func tokenMargin(lifetime time.Duration) time.Duration {
+	return min(lifetime/10, maxTokenMargin)
+}
+
+// token returns a valid access token, fetching one when needed. Network
+// errors and 429/5xx answers of the token endpoint are retried here, under
+// the cache's lock, so that all requests of the run wait on one backoff;
+// a definite refusal (another status, or an answer without an access
+// token) is not retried. Either way, a failure is an *AuthError that every
+// later call returns at once.
+func (c *Client) token(ctx context.Context) (string, error) {
+	t := c.tokens
+	select {
+	case t.lock <- struct{}{}:
+	case <-ctx.Done():
+		return "", context.Cause(ctx)
 	}
-	tok, err := t.cc.Token(context.WithValue(ctx, oauth2.HTTPClient, t.hc))
+	defer func() { <-t.lock }()
+	if t.refused != nil {
+		return "", t.refused
+	}
+	if t.access != "" && (t.renewAt.IsZero() || t.now().Before(t.renewAt)) {
+		return t.access, nil
+	}
+	t.access = ""
+	for attempt := 0; ; attempt++ {
+		start := t.now()
+		tok, wait, err := t.fetch(ctx)
+		if err == nil {
+			t.access, t.renewAt = tok.AccessToken, time.Time{}
+			lifetime := time.Duration(tok.ExpiresIn) * time.Second
+			if lifetime <= 0 && !tok.Expiry.IsZero() {
+				lifetime = time.Until(tok.Expiry)
+			}
+			if lifetime > 0 {
+				t.renewAt = start.Add(lifetime - tokenMargin(lifetime))
+			}
+			return t.access, nil
+		}
+		if ctx.Err() != nil {
+			return "", fmt.Errorf("businesscentral: POST %s: %w", t.cc.TokenURL, context.Cause(ctx))
+		}
+		var ae *AuthError
+		if errors.As(err, &ae) { // a definite refusal
+			t.refused = ae
+			return "", ae
+		}
+		if attempt >= c.cfg.MaxRetries {
+			t.refused = &AuthError{TokenURL: t.cc.TokenURL, Err: &RetriesExhaustedError{Attempts: attempt + 1, Last: err}}
+			return "", t.refused
+		}
+		c.retries.Add(1)
+		if wait <= 0 {
+			wait = c.backoff(attempt)
+		} else {
+			wait += c.jitter(c.cfg.MinBackoff)
+		}
+		if err := c.sleep(ctx, wait); err != nil {
+			return "", fmt.Errorf("businesscentral: POST %s: %w", t.cc.TokenURL, err)
+		}
+	}
+}
+
+// fetch asks the token endpoint once. A retryable failure (no answer, or
+// 429/5xx) is a *NetworkError or *APIError with the Retry-After to wait;
+// a definite refusal is an *AuthError.
+func (t *tokenCache) fetch(ctx context.Context) (*oauth2.Token, time.Duration, error) {
+	base := t.hc.Transport
+	if base == nil {
+		base = http.DefaultTransport
+	}
+	p := &tokenProbe{base: base}
+	hc := *t.hc
+	hc.Transport = p
+	tok, err := t.cc.Token(context.WithValue(ctx, oauth2.HTTPClient, &hc))
+	if err == nil {
+		return tok, 0, nil
+	}
+	u := t.cc.TokenURL
+	switch {
+	case p.err != nil || p.status == 0:
+		return nil, 0, &NetworkError{Method: http.MethodPost, URL: u, Err: err}
+	case retryableStatus(p.status) || p.status >= 500:
+		return nil, p.retryAfter, &APIError{Method: http.MethodPost, URL: u, Status: p.status, Retryable: true, RetryAfter: p.retryAfter}
+	}
+	ae := &AuthError{TokenURL: u, Status: p.status, Err: err}
+	var re *oauth2.RetrieveError
+	if errors.As(err, &re) {
+		ae.Code, ae.Description = re.ErrorCode, re.ErrorDescription
+	}
+	return nil, 0, ae
+}
+
+// tokenProbe is the transport of one token request: it records whether
+// an answer came and its status, so that a failure can be classified
+// without reading oauth2's error strings.
+type tokenProbe struct {
+	base       http.RoundTripper
+	status     int
+	retryAfter time.Duration
+	err        error // transport error, or an error reading the body
+}
+
+func (p *tokenProbe) RoundTrip(r *http.Request) (*http.Response, error) {
+	resp, err := p.base.RoundTrip(r)
 	if err != nil {
-		var re *oauth2.RetrieveError
-		if errors.As(err, &re) && re.Response != nil && retryableStatus(re.Response.StatusCode) {
-			return "", &AuthError{Err: &NetworkError{Method: http.MethodPost, URL: t.cc.TokenURL, Err: err}}
-		}
-		if !errors.As(err, &re) && ctx.Err() == nil {
-			return "", &AuthError{Err: &NetworkError{Method: http.MethodPost, URL: t.cc.TokenURL, Err: err}}
-		}
-		return "", &AuthError{Err: err}
+		p.err = err
+		return nil, err
 	}
-	t.tok = tok
-	return tok.AccessToken, nil
+	p.status = resp.StatusCode
+	p.retryAfter = parseRetryAfter(resp.Header.Get("Retry-After"))
+	resp.Body = &probeBody{ReadCloser: resp.Body, p: p}
+	return resp, nil
+}
+
+type probeBody struct {
+	io.ReadCloser
+	p *tokenProbe
+}
+
+func (b *probeBody) Read(q []byte) (int, error) {
+	n, err := b.ReadCloser.Read(q)
+	if err != nil && err != io.EOF {
+		b.p.err = err
+	}
+	return n, err
 }
 
 func (t *tokenCache) invalidate(access string) {
-	t.mu.Lock()
-	if t.tok != nil && t.tok.AccessToken == access {
-		t.tok = nil
+	t.lock <- struct{}{}
+	if t.access == access {
+		t.access = ""
 	}
-	t.mu.Unlock()
+	<-t.lock
 }
 
 // ---- client-side rate limit ----

@@ -40,7 +40,7 @@ func failFirst(n int64, status int, retryAfter string) func(http.Handler) http.H
 }
 
 func TestClientErrors(t *testing.T) {
-	body := ContractPayload{ContractNumber: "PC-1", Status: "Active"}
+	body := ContractPayload{ContractNumber: "PC-1", Status: "Active", DefaultRateType: BlankEnum}
 	type outcome struct {
 		is         []error // errors.Is must hold for each
 		isNot      []error
@@ -268,7 +268,7 @@ func TestClientPagingAndFilter(t *testing.T) {
 func TestClientBatch(t *testing.T) {
 	e := newEnv(t, bcemu.Options{}, nil, nil)
 	post := func(n string) BatchOp {
-		return BatchOp{Method: http.MethodPost, URL: e.c.Relative(ContractsSet), Body: ContractPayload{ContractNumber: n}}
+		return BatchOp{Method: http.MethodPost, URL: e.c.Relative(ContractsSet), Body: ContractPayload{ContractNumber: n, Status: "Draft", DefaultRateType: BlankEnum}}
 	}
 	tests := []struct {
 		name      string

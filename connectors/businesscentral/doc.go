@@ -3,7 +3,9 @@
 // pages (providerContracts, contractRates).
 //
 // Client is the HTTP layer: OAuth2 client credentials with a cached token
-// that is refreshed once on a 401, at most Config.Concurrency requests in
+// (renewed when a tenth of its lifetime, at most 10 s, is left, and once on
+// a 401; a refusal by the token endpoint is final for the client, only
+// network errors and 429/5xx are retried), at most Config.Concurrency requests in
 // flight, a client-side request-rate limit, retries with exponential backoff
 // and full jitter on 429/502/503/504 and network errors (honouring
 // Retry-After), OData paging through @odata.nextLink and JSON $batch with
@@ -14,6 +16,11 @@
 // Syncer is the sync: it hashes each contract's canonical payload (header
 // and rates), compares it with the state kept in a StateStore, and sends
 // only what changed, so every change reaches Business Central exactly once
-// even when requests are throttled, fail or lose their answers. See
-// docs/businesscentral.md for the algorithm and its guarantees.
+// even when requests are throttled, fail or lose their answers. Enum
+// values travel as Business Central's API names (EnumName, EnumValue: the
+// blank value is "_x0020_"). A contract renamed in the source is renamed in
+// Business Central; contracts that left the source are reported, or deleted
+// with Options.Prune. Sync returns its Report on every run, saying why a
+// run stopped early. See docs/businesscentral.md for the algorithm and its
+// guarantees.
 package businesscentral

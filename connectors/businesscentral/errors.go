@@ -86,15 +86,38 @@ func (e *NetworkError) Unwrap() error { return e.Err }
 // Is makes NetworkError retryable.
 func (e *NetworkError) Is(target error) bool { return target == ErrRetryable }
 
-// AuthError is a failure to obtain an access token.
-type AuthError struct{ Err error }
+// AuthError is a failure to obtain an access token: a definite refusal
+// by the token endpoint (Status set: a 4xx, or an answer without an access
+// token; not retried), or an endpoint that stayed unreachable or
+// overloaded through every retry (Status 0, Err a *RetriesExhaustedError).
+// Either way no request of the run can succeed: the sync stops at once.
+type AuthError struct {
+	TokenURL    string
+	Status      int    // HTTP status of the refusal; 0 when there was none
+	Code        string // OAuth error code, e.g. "invalid_client"; "" when the answer had none
+	Description string // OAuth error_description, if any
+	Err         error  // the cause
+}
 
-func (e *AuthError) Error() string { return "businesscentral: obtaining token: " + e.Err.Error() }
+func (e *AuthError) Error() string {
+	if e.Status == 0 {
+		return fmt.Sprintf("businesscentral: token endpoint %s: %v", e.TokenURL, e.Err)
+	}
+	if e.Code == "" {
+		return fmt.Sprintf("businesscentral: token endpoint %s answered HTTP %d without an access token", e.TokenURL, e.Status)
+	}
+	msg := fmt.Sprintf("businesscentral: token endpoint %s refused the client credentials: HTTP %d, OAuth error %q", e.TokenURL, e.Status, e.Code)
+	if e.Description != "" {
+		msg += ": " + e.Description
+	}
+	return msg
+}
 
 // Unwrap returns the cause.
 func (e *AuthError) Unwrap() error { return e.Err }
 
-// Is makes AuthError fatal unless its cause is retryable.
+// Is makes AuthError fatal unless its cause is retryable (an unreachable
+// endpoint: a later run may succeed).
 func (e *AuthError) Is(target error) bool {
 	return target == ErrFatal && !errors.Is(e.Err, ErrRetryable)
 }

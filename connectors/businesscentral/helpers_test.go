@@ -73,6 +73,9 @@ func genData(nc, nr int) ([]contracts.Contract, []contracts.Rate) {
 		if c.TPA {
 			c.TPAName = "TPA's \"Name\" " + id
 		}
+		if i%3 == 1 { // blank enum values, as in the store (BC: _x0020_)
+			c.DefaultRateType, c.DefaultRateValue, c.HasDefaultRate = 0, 0, false
+		}
 		if i%6 == 0 {
 			c.ExcludedServices = []contracts.CodeRange{{Lo: "90000", Hi: "90999"}, {Lo: "J1100", Hi: "J1100"}}
 		}
@@ -93,6 +96,9 @@ func genData(nc, nr int) ([]contracts.Contract, []contracts.Rate) {
 			if j%3 == 0 {
 				r.Type, r.Value = contracts.Percentage, money.Fixed(int64(800_000+j)) // 0.8000xx, six places
 				r.PlaceOfService = []string{"11", "22"}
+			}
+			if j%7 == 5 {
+				r.Type = 0 // blank
 			}
 			if j%10 == 0 {
 				r.End = contracts.DateOf(2026, 6, 30)

@@ -4,8 +4,11 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"sort"
+	"strconv"
 	"strings"
+	"unicode"
 
 	"github.com/repricer/repricer/contracts"
 	"github.com/repricer/repricer/money"
@@ -20,8 +23,61 @@ const (
 // blankDate is how Business Central represents an empty Date field.
 const blankDate = "0001-01-01"
 
+// BlankEnum is the name of a blank enum value (AL value " ") in Business
+// Central's API with schema version 2.0 (the default of custom API pages
+// since BC 24): enum values travel as their AL names, XML-encoded, so the
+// blank name " " is "_x0020_". A blank value is written as BlankEnum too.
+const BlankEnum = "_x0020_"
+
+// EnumName returns the Business Central API name of the enum value v as
+// repricer spells it ("" for blank): the AL value name with every
+// character other than a letter, digit or underscore XML-encoded as
+// _xHHHH_ (so "" is BlankEnum and "Prod. Order" "Prod_x002E__x0020_Order").
+// It and EnumValue are the only places where enum values are mapped.
+func EnumName(v string) string {
+	if v == "" {
+		return BlankEnum
+	}
+	var b strings.Builder
+	for _, r := range v {
+		if r == '_' || unicode.IsLetter(r) || unicode.IsDigit(r) {
+			b.WriteRune(r)
+		} else {
+			fmt.Fprintf(&b, "_x%04X_", r)
+		}
+	}
+	return b.String()
+}
+
+// EnumValue returns the value repricer spells for a Business Central enum
+// name: the inverse of EnumName. A blank value, whether BC sends it as
+// BlankEnum (schema 2.0) or as the caption " " (schema 1.0), is "".
+func EnumValue(name string) string {
+	var b strings.Builder
+	for {
+		j := strings.IndexByte(name, '_')
+		if j < 0 {
+			b.WriteString(name)
+			break
+		}
+		b.WriteString(name[:j])
+		name = name[j:]
+		if len(name) >= 7 && name[1] == 'x' && name[6] == '_' {
+			if n, err := strconv.ParseUint(name[2:6], 16, 32); err == nil {
+				b.WriteRune(rune(n))
+				name = name[7:]
+				continue
+			}
+		}
+		b.WriteByte('_')
+		name = name[1:]
+	}
+	return strings.TrimSpace(b.String())
+}
+
 // ContractPayload is the canonical body of a providerContracts entity: the
-// fields repricer owns. Money is a decimal string with two places, rates
+// fields repricer owns. Enum fields (status, defaultRateType) hold BC enum
+// names (EnumName). Money is a decimal string with two places, rates
 // and percentages are exact decimal strings (up to six places), dates are
 // YYYY-MM-DD (0001-01-01 when not set). Field order is fixed, so the JSON
 // encoding is deterministic.
@@ -50,7 +106,8 @@ type ContractPayload struct {
 	SourceUpdatedAt      string `json:"sourceUpdatedAt"`
 }
 
-// RatePayload is the canonical body of a contractRates entity.
+// RatePayload is the canonical body of a contractRates entity. rateType
+// holds a BC enum name (EnumName).
 type RatePayload struct {
 	ContractNumber string `json:"contractNumber"`
 	RateID         string `json:"rateId"`
@@ -100,6 +157,7 @@ func fixedDec(f money.Fixed) Dec { return Dec(f.String()) }
 // normalize rewrites decimals as repricer formats them, so a value that
 // Business Central echoes as 12.5 hashes like the "12.50" that was sent.
 func (p *ContractPayload) normalize() {
+	p.Status, p.DefaultRateType = normEnum(p.Status), normEnum(p.DefaultRateType)
 	p.DefaultRateValue = normFixed(p.DefaultRateValue)
 	p.AdminFeePct = normFixed(p.AdminFeePct)
 	if c, err := money.ParseCents(string(p.StopLossAmount)); err == nil {
@@ -109,9 +167,14 @@ func (p *ContractPayload) normalize() {
 }
 
 func (p *RatePayload) normalize() {
+	p.RateType = normEnum(p.RateType)
 	p.Value = normFixed(p.Value)
 	p.EffectiveDate, p.EndDate = normDate(p.EffectiveDate), normDate(p.EndDate)
 }
+
+// normEnum rewrites an enum value as read into its canonical name, so a
+// blank value hashes the same however BC spells it.
+func normEnum(name string) string { return EnumName(EnumValue(name)) }
 
 func normFixed(d Dec) Dec {
 	if f, err := money.ParseFixed(string(d)); err == nil {
@@ -148,7 +211,7 @@ func NewContractPayload(c *contracts.Contract) ContractPayload {
 		ContractNumber:       c.Number,
 		SourceID:             c.ID,
 		VendorNumber:         c.VendorID,
-		Status:               string(c.Status),
+		Status:               EnumName(string(c.Status)),
 		StatusReason:         c.StatusReason,
 		EffectiveDate:        dateString(c.Effective),
 		ExpirationDate:       dateString(c.Expiration),
@@ -159,7 +222,7 @@ func NewContractPayload(c *contracts.Contract) ContractPayload {
 		TPAName:              c.TPAName,
 		TPAMedicalNecessity:  c.TPAMedicalNecessity,
 		TPAPriorAuthRequired: c.TPAPriorAuthRequired,
-		DefaultRateType:      c.DefaultRateType.String(),
+		DefaultRateType:      EnumName(c.DefaultRateType.String()),
 		DefaultRateValue:     fixedDec(c.DefaultRateValue),
 		HasDefaultRate:       c.HasDefaultRate,
 		StopLossAmount:       Dec(c.StopLoss.String()),
@@ -176,7 +239,7 @@ func NewRatePayload(number string, r *contracts.Rate) RatePayload {
 		ContractNumber: number,
 		RateID:         r.ID,
 		Kind:           r.Kind,
-		RateType:       r.Type.String(),
+		RateType:       EnumName(r.Type.String()),
 		Value:          fixedDec(r.Value),
 		Specialty:      r.Specialty,
 		VisitKind:      r.VisitKind,

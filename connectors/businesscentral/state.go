@@ -44,9 +44,13 @@ func (s ContractState) Clone() ContractState {
 // a later Load must return s, and after it fails the previous state must
 // remain. Save is called concurrently for different contracts, never
 // concurrently for the same one. Implementations must not modify s.Rates.
+// Forget removes the states of the given contracts (rates included) at
+// once and returns how many it removed; the sync calls it after deleting
+// a contract from Business Central (Options.Prune).
 type StateStore interface {
 	Load(ctx context.Context) (map[string]ContractState, error)
 	Save(ctx context.Context, s ContractState) error
+	Forget(ctx context.Context, contractIDs ...string) (int, error)
 }
 
 // MemoryState is an in-memory StateStore, for tests and dry runs.
@@ -83,4 +87,21 @@ func (m *MemoryState) Save(ctx context.Context, s ContractState) error {
 	m.m[s.ContractID] = s.Clone()
 	m.mu.Unlock()
 	return nil
+}
+
+// Forget removes the states of the contracts.
+func (m *MemoryState) Forget(ctx context.Context, contractIDs ...string) (int, error) {
+	if err := ctx.Err(); err != nil {
+		return 0, err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	n := 0
+	for _, id := range contractIDs {
+		if _, ok := m.m[id]; ok {
+			delete(m.m, id)
+			n++
+		}
+	}
+	return n, nil
 }

@@ -23,6 +23,15 @@ type Options struct {
 	// Force overwrites entities changed in Business Central since the last
 	// sync instead of reporting a conflict.
 	Force bool
+	// Prune deletes from Business Central the contracts that left the
+	// schedule: contracts with sync state that are neither in the input
+	// nor Retained. Their rates and then the contract are deleted with
+	// If-Match, and their state is forgotten. Without Prune they are
+	// reported (ActionRemoved) and left alone.
+	Prune bool
+	// Retained are ids of contracts still in the schedule that this run
+	// does not sync (e.g. rejected by validation): they are not removed.
+	Retained []string
 	// Concurrency is how many contracts are synced at once; default twice
 	// the client's concurrency (the client bounds requests in flight).
 	Concurrency int
@@ -46,6 +55,15 @@ const (
 	ActionUnchanged Action = "unchanged"
 	ActionConflict  Action = "conflict"
 	ActionFailed    Action = "failed"
+	// ActionRemoved: the contract left the schedule (it has sync state
+	// but is not in the input); it is left in Business Central as it is.
+	ActionRemoved Action = "removed"
+	// ActionDeleted: the contract left the schedule and was (in a dry
+	// run: would be) deleted from Business Central with its rates (Prune).
+	ActionDeleted Action = "deleted"
+	// ActionNotSynced: the sync stopped (Report.Stopped) before the
+	// contract was done; what was confirmed of it is in the state.
+	ActionNotSynced Action = "not-synced"
 )
 
 // ContractResult is the outcome for one contract.
@@ -64,17 +82,24 @@ type ContractResult struct {
 
 // Report is the outcome of a Sync. It serializes to JSON.
 type Report struct {
-	DryRun       bool             `json:"dryRun"`
-	Force        bool             `json:"force"`
-	StartedAt    time.Time        `json:"startedAt"`
-	FinishedAt   time.Time        `json:"finishedAt"`
-	WallMillis   int64            `json:"wallMillis"`
-	Contracts    int              `json:"contracts"`
-	Created      int              `json:"created"`
-	Updated      int              `json:"updated"`
-	Unchanged    int              `json:"unchanged"`
-	Conflicts    int              `json:"conflicts"`
-	Failed       int              `json:"failed"`
+	DryRun     bool      `json:"dryRun"`
+	Force      bool      `json:"force"`
+	StartedAt  time.Time `json:"startedAt"`
+	FinishedAt time.Time `json:"finishedAt"`
+	WallMillis int64     `json:"wallMillis"`
+	Contracts  int       `json:"contracts"`
+	Created    int       `json:"created"`
+	Updated    int       `json:"updated"`
+	Unchanged  int       `json:"unchanged"`
+	Conflicts  int       `json:"conflicts"`
+	Failed     int       `json:"failed"`
+	Removed    int       `json:"removed"`   // left the schedule, left in BC
+	Deleted    int       `json:"deleted"`   // left the schedule, deleted from BC
+	NotSynced  int       `json:"notSynced"` // not done when the sync stopped
+	// Stopped says why the sync stopped before every contract was done
+	// (cancelled, token refused, Business Central unreachable, state
+	// store failure); "" when it ran to the end.
+	Stopped      string           `json:"stopped,omitempty"`
 	RatesCreated int              `json:"ratesCreated"`
 	RatesUpdated int              `json:"ratesUpdated"`
 	RatesDeleted int              `json:"ratesDeleted"`
@@ -109,18 +134,29 @@ func NewSyncer(c *Client, store StateStore, opt Options) *Syncer {
 }
 
 // Sync makes Business Central hold cs and rs (rates are matched to
-// contracts by ContractID). Per-contract failures and conflicts are in the
-// report; the error is for failures of the whole run (state store, shared
-// reads, cancellation).
-func (s *Syncer) Sync(ctx context.Context, cs []contracts.Contract, rs []contracts.Rate) (*Report, error) {
-	rep := &Report{DryRun: s.opt.DryRun, Force: s.opt.Force, StartedAt: time.Now(), Contracts: len(cs)}
+// contracts by ContractID), and lists (or, with Prune, deletes) the
+// contracts that left the schedule. Per-contract failures and conflicts
+// are in the report; the error is for failures that stop the whole run
+// (state store, shared reads, a refused token, Business Central
+// unreachable, cancellation). The report is returned in every case: when
+// the run stopped, it says why (Stopped) and how far it got.
+func (s *Syncer) Sync(ctx context.Context, cs []contracts.Contract, rs []contracts.Rate) (rep *Report, err error) {
+	rep = &Report{DryRun: s.opt.DryRun, Force: s.opt.Force, StartedAt: time.Now(), Contracts: len(cs)}
 	before := s.c.Stats()
 	defer func() {
+		if err != nil {
+			rep.stop(ctx, err)
+		}
+		rep.tally()
 		rep.FinishedAt = time.Now()
 		rep.WallMillis = rep.FinishedAt.Sub(rep.StartedAt).Milliseconds()
 		after := s.c.Stats()
 		rep.Requests, rep.Retries = after.Requests-before.Requests, after.Retries-before.Retries
 	}()
+	rep.Results = make([]ContractResult, len(cs))
+	for i := range cs {
+		rep.Results[i] = ContractResult{ContractID: cs[i].ID, Number: cs[i].Number}
+	}
 
 	states, err := s.store.Load(ctx)
 	if err != nil {
@@ -130,13 +166,11 @@ func (s *Syncer) Sync(ctx context.Context, cs []contracts.Contract, rs []contrac
 	for i := range rs {
 		byContract[rs[i].ContractID] = append(byContract[rs[i].ContractID], &rs[i])
 	}
-	rep.Results = make([]ContractResult, len(cs))
 	work := make([]*desired, len(cs))
 	seenID, seenNum := map[string]bool{}, map[string]bool{}
 	missing := 0
 	for i := range cs {
 		c := &cs[i]
-		rep.Results[i] = ContractResult{ContractID: c.ID, Number: c.Number}
 		switch {
 		case c.ID == "" || c.Number == "":
 			rep.Results[i].Action, rep.Results[i].Detail = ActionFailed, "contract id and number are required"
@@ -155,16 +189,41 @@ func (s *Syncer) Sync(ctx context.Context, cs []contracts.Contract, rs []contrac
 	for _, orphans := range byContract {
 		rep.OrphanRates += len(orphans)
 	}
+	// Contracts that left the schedule: state, but neither in the input
+	// (even refused there) nor retained. Listed after the input's
+	// contracts, by id.
+	present := make(map[string]bool, len(cs)+len(s.opt.Retained))
+	numberOf := make(map[string]string, len(cs)) // contract number -> id in the input
+	for i := range cs {
+		present[cs[i].ID] = true
+		numberOf[cs[i].Number] = cs[i].ID
+	}
+	for _, id := range s.opt.Retained {
+		present[id] = true
+	}
+	var gone []string
+	for id := range states {
+		if !present[id] {
+			gone = append(gone, id)
+		}
+	}
+	sort.Strings(gone)
+	for _, id := range gone {
+		rep.Results = append(rep.Results, ContractResult{ContractID: id, Number: states[id].Number})
+	}
 
-	var listed map[string]*remoteContract
+	var listed, listedByID map[string]*remoteContract
 	if missing > s.opt.ListThreshold {
-		listed = map[string]*remoteContract{}
+		listed, listedByID = map[string]*remoteContract{}, map[string]*remoteContract{}
 		err := s.c.List(ctx, s.c.EntityURL(ContractsSet), "", func(raw json.RawMessage) error {
 			var r remoteContract
 			if err := json.Unmarshal(raw, &r); err != nil {
 				return fmt.Errorf("businesscentral: decoding contract: %w", err)
 			}
 			listed[r.ContractNumber] = &r
+			if r.SourceID != "" {
+				listedByID[r.SourceID] = &r
+			}
 			return nil
 		})
 		if err != nil {
@@ -176,9 +235,34 @@ func (s *Syncer) Sync(ctx context.Context, cs []contracts.Contract, rs []contrac
 		return rep, err
 	}
 
+	if !s.opt.DryRun {
+		var inherited []string
+		for _, id := range gone {
+			if numberOf[states[id].Number] != "" {
+				inherited = append(inherited, id)
+			}
+		}
+		if _, err := s.store.Forget(ctx, inherited...); err != nil {
+			return rep, fmt.Errorf("businesscentral: forgetting sync state: %w", err)
+		}
+	}
+
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(s.opt.Concurrency)
+	start := func(i int, w *worker) {
+		g.Go(func() error {
+			if gctx.Err() != nil {
+				return gctx.Err() // stopped before its turn: not synced
+			}
+			res, stop := w.run(gctx)
+			rep.Results[i] = res
+			return stop
+		})
+	}
 	for i, d := range work {
+		if gctx.Err() != nil {
+			break
+		}
 		if d == nil {
 			continue
 		}
@@ -187,18 +271,57 @@ func (s *Syncer) Sync(ctx context.Context, cs []contracts.Contract, rs []contrac
 			v = v.Clone()
 			st = &v
 		}
-		g.Go(func() error {
-			w := &worker{s: s, d: d, st: st, drift: drift[d.contract.Number], listed: listed != nil}
-			if listed != nil {
-				w.remote = listed[d.contract.Number]
+		w := &worker{s: s, d: d, st: st, drift: drift[d.contract.Number], listed: listed != nil}
+		if listed != nil {
+			if w.remote = listed[d.contract.Number]; w.remote == nil {
+				w.remote = listedByID[d.contract.ID] // renamed in the store
 			}
-			rep.Results[i] = w.run(gctx)
-			return gctx.Err()
-		})
+		}
+		start(i, w)
+	}
+	for j, id := range gone {
+		if gctx.Err() != nil {
+			break
+		}
+		st := states[id]
+		if heir := numberOf[st.Number]; heir != "" {
+			// Its number, and so its BC card, is now another contract's,
+			// which adopts the card: nothing to delete. Its state went
+			// before the workers started (the card's id is unique there).
+			rep.Results[len(cs)+j].Action = ActionRemoved
+			rep.Results[len(cs)+j].Detail = "no longer in the schedule; its number and Business Central card are now contract " + heir + "'s"
+			continue
+		}
+		start(len(cs)+j, &worker{s: s, st: &st, drift: drift[st.Number]})
 	}
 	if err := g.Wait(); err != nil {
-		return rep, fmt.Errorf("businesscentral: sync: %w", err)
+		if ctx.Err() != nil {
+			err = context.Cause(ctx) // e.g. the signal, not "context canceled"
+		}
+		return rep, fmt.Errorf("businesscentral: sync stopped: %w", err)
 	}
+	return rep, nil
+}
+
+// notSyncedDetail is the detail of a contract not synced; why the run
+// stopped is said once, in Report.Stopped.
+const notSyncedDetail = "the sync stopped before this contract was done"
+
+// stop records why the run stopped: contracts not done are not synced.
+func (rep *Report) stop(ctx context.Context, err error) {
+	rep.Stopped = err.Error()
+	if ctx.Err() != nil {
+		rep.Stopped = "stopped: " + context.Cause(ctx).Error()
+	}
+	for i := range rep.Results {
+		if rep.Results[i].Action == "" {
+			rep.Results[i].Action, rep.Results[i].Detail = ActionNotSynced, notSyncedDetail
+		}
+	}
+}
+
+// tally adds up the results.
+func (rep *Report) tally() {
 	for _, r := range rep.Results {
 		switch r.Action {
 		case ActionCreate:
@@ -211,12 +334,27 @@ func (s *Syncer) Sync(ctx context.Context, cs []contracts.Contract, rs []contrac
 			rep.Conflicts++
 		case ActionFailed:
 			rep.Failed++
+		case ActionRemoved:
+			rep.Removed++
+		case ActionDeleted:
+			rep.Deleted++
+		case ActionNotSynced:
+			rep.NotSynced++
 		}
 		rep.RatesCreated += r.RatesCreated
 		rep.RatesUpdated += r.RatesUpdated
 		rep.RatesDeleted += r.RatesDeleted
 	}
-	return rep, nil
+}
+
+// stopsRun reports whether err ends the whole run rather than one
+// contract's sync: no token can be had, Business Central stayed
+// unreachable through every retry, or the run was cancelled.
+func stopsRun(ctx context.Context, err error) bool {
+	var auth *AuthError
+	var ex *RetriesExhaustedError
+	var ne *NetworkError
+	return ctx.Err() != nil || errors.As(err, &auth) || (errors.As(err, &ex) && errors.As(ex.Last, &ne))
 }
 
 // drifted holds entities of one contract changed in Business Central after
@@ -281,7 +419,7 @@ func (s *Syncer) readDrift(ctx context.Context, states map[string]ContractState)
 // worker syncs one contract.
 type worker struct {
 	s      *Syncer
-	d      *desired
+	d      *desired       // nil: the contract left the schedule
 	st     *ContractState // nil: never synced
 	drift  *drifted
 	listed bool            // remote is the result of the shared listing
@@ -295,21 +433,38 @@ type conflictError struct{ what string }
 
 func (e *conflictError) Error() string { return e.what }
 
-func (w *worker) run(ctx context.Context) ContractResult {
+// run syncs (or removes) the contract. The error is non-nil when the
+// failure stops the whole run (stopsRun); the contract is then not synced.
+func (w *worker) run(ctx context.Context) (ContractResult, error) {
 	ctr := &counters{}
 	ctx = withCounters(ctx, ctr)
-	w.res = ContractResult{ContractID: w.d.contract.ID, Number: w.d.contract.Number}
-	action, err := w.sync(ctx)
+	var action Action
+	var err error
+	if w.d == nil {
+		w.res = ContractResult{ContractID: w.st.ContractID, Number: w.st.Number}
+		action, err = w.remove(ctx)
+	} else {
+		w.res = ContractResult{ContractID: w.d.contract.ID, Number: w.d.contract.Number}
+		action, err = w.sync(ctx)
+	}
 	w.res.Action = action
 	var ce *conflictError
+	var stop error
 	switch {
 	case errors.As(err, &ce):
 		w.res.Action, w.res.Detail = ActionConflict, ce.what
+	case err != nil && stopsRun(ctx, err):
+		w.res.Action, w.res.Detail, stop = ActionNotSynced, notSyncedDetail, err
+		if ctx.Err() != nil {
+			stop = context.Cause(ctx)
+		}
 	case err != nil:
 		w.res.Action, w.res.Detail = ActionFailed, err.Error()
+	case action == ActionRemoved && w.res.Detail == "":
+		w.res.Detail = "no longer in the schedule; left in Business Central (prune deletes it)"
 	}
 	w.res.Requests, w.res.Retries = ctr.requests.Load(), ctr.retries.Load()
-	return w.res
+	return w.res, stop
 }
 
 func (w *worker) hasDrift() bool {
@@ -348,18 +503,23 @@ func (w *worker) sync(ctx context.Context) (Action, error) {
 	return w.update(ctx, true)
 }
 
+// adopt takes r, found in Business Central by number or (renamed in the
+// store) by source id, as the contract's copy.
 func (w *worker) adopt(r *remoteContract) {
 	w.st = &ContractState{
-		ContractID: w.d.contract.ID, Number: w.d.contract.Number, BCID: r.ID, ETag: r.ETag,
+		ContractID: w.d.contract.ID, Number: r.ContractNumber, BCID: r.ID, ETag: r.ETag,
 		BCModifiedAt: r.LastModified, Rates: map[string]RateState{},
 	}
 	w.drift = &drifted{header: r}
 }
 
+// lookup finds the contract in Business Central by number or, failing
+// that, by source id: a contract renamed in the store (same id, new
+// number) is then renamed in BC, not created a second time.
 func (w *worker) lookup(ctx context.Context) (*remoteContract, error) {
 	var found *remoteContract
-	err := w.s.c.List(ctx, w.s.c.EntityURL(ContractsSet), "contractNumber eq "+QuoteString(w.d.contract.Number),
-		func(raw json.RawMessage) error {
+	find := func(filter string) error {
+		return w.s.c.List(ctx, w.s.c.EntityURL(ContractsSet), filter, func(raw json.RawMessage) error {
 			var r remoteContract
 			if err := json.Unmarshal(raw, &r); err != nil {
 				return fmt.Errorf("businesscentral: decoding contract: %w", err)
@@ -367,7 +527,11 @@ func (w *worker) lookup(ctx context.Context) (*remoteContract, error) {
 			found = &r
 			return nil
 		})
-	return found, err
+	}
+	if err := find("contractNumber eq " + QuoteString(w.d.contract.Number)); err != nil || found != nil {
+		return found, err
+	}
+	return found, find("sourceId eq " + QuoteString(w.d.contract.ID))
 }
 
 func (w *worker) save(ctx context.Context, complete bool) error {
@@ -564,7 +728,7 @@ func (w *worker) updateHeader(ctx context.Context, adopted bool) error {
 // was last written and from what is wanted is a conflict.
 func (w *worker) readRates(ctx context.Context, trusting bool) (map[string]RateState, error) {
 	known := map[string]RateState{}
-	err := w.s.c.List(ctx, w.s.c.EntityURL(RatesSet), "contractNumber eq "+QuoteString(w.d.contract.Number),
+	err := w.s.c.List(ctx, w.s.c.EntityURL(RatesSet), "contractNumber eq "+QuoteString(w.st.Number),
 		func(raw json.RawMessage) error {
 			var r remoteRate
 			if err := json.Unmarshal(raw, &r); err != nil {

@@ -11,6 +11,11 @@
 // seed: whether a request is faulted depends only on the seed, the request
 // (method, URL, body) and how many times that same request was seen before.
 //
+// Like Business Central with API schema version 2.0, enum fields hold and
+// return their values' names (the blank value is "_x0020_") and refuse
+// anything else; and a contract whose number changes takes its rates along,
+// as a rename does in Business Central.
+//
 // Tests can inspect the emulated company (Entities), change an entity as a
 // Business Central user would (Edit), expire issued tokens (ExpireTokens) and
 // read request counters (Stats).
@@ -24,6 +29,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"net/http"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -105,6 +111,36 @@ type Stats struct {
 }
 
 type entity = map[string]any
+
+// enums are the enum fields of each entity set with their values' API
+// names, as Business Central's API schema 2.0 spells them: the AL value
+// names, XML-encoded (the blank value " " is "_x0020_"). The first is the
+// default (ordinal 0) of a new entity. A write of anything else (a caption,
+// "", a number) is refused with 400, and reads return the names.
+var enums = map[string]map[string][]string{
+	SetContracts: {
+		"status":          {"Draft", "Pending", "Active", "Expired", "Terminated"},
+		"defaultRateType": {"_x0020_", "Percentage", "Amount"},
+	},
+	SetRates: {"rateType": {"_x0020_", "Percentage", "Amount"}},
+}
+
+// checkEnums returns a 400 status and error when a field of n holds no
+// value of its enum, after giving absent enum fields their default.
+func checkEnums(set string, n entity) (int, string, string) {
+	for field, names := range enums[set] {
+		v, ok := n[field]
+		if !ok {
+			n[field] = names[0]
+			continue
+		}
+		if s, _ := v.(string); !slices.Contains(names, s) {
+			return http.StatusBadRequest, "BadRequest",
+				fmt.Sprintf("Cannot convert the literal '%v' to the expected type of the enum field '%s'.", v, field)
+		}
+	}
+	return 0, "", ""
+}
 
 type table struct {
 	keys []string
@@ -271,6 +307,9 @@ func (e *Emulator) Edit(set, id string, fields map[string]any) error {
 	if st, _, _ := e.checkUnique(t, n, id); st != 0 {
 		return fmt.Errorf("bcemu: edit of %s(%s) would duplicate a key", set, id)
 	}
+	if st, _, msg := checkEnums(set, n); st != 0 {
+		return fmt.Errorf("bcemu: edit of %s(%s): %s", set, id, msg)
+	}
 	e.touch(n)
 	e.put(nil, t, id, n)
 	return nil
@@ -420,6 +459,33 @@ func (e *Emulator) touch(n entity) {
 	n["lastModifiedDateTime"] = now.Format("2006-01-02T15:04:05.000Z")
 }
 
+// renameRelated does what Business Central does when a record's primary
+// key changes: related records follow. A contract whose contractNumber
+// changes takes its rates along (each rate gets a new ETag). It returns a
+// non-zero status when a rate of the new number already exists.
+func (e *Emulator) renameRelated(tx *txn, set string, old, n entity) (int, string, string) {
+	from, _ := old["contractNumber"].(string)
+	to, _ := n["contractNumber"].(string)
+	if set != SetContracts || from == to || from == "" {
+		return 0, "", ""
+	}
+	rates := e.tables[SetRates]
+	ids := sortedIDs(rates.part[from])
+	renamed := make([]entity, len(ids))
+	for i, id := range ids { // all or nothing: check every key first
+		renamed[i] = copyEntity(rates.rows[id])
+		renamed[i]["contractNumber"] = to
+		if st, code, msg := e.checkUnique(rates, renamed[i], id); st != 0 {
+			return st, code, msg
+		}
+	}
+	for i, id := range ids {
+		e.touch(renamed[i])
+		e.put(tx, rates, id, renamed[i])
+	}
+	return 0, "", ""
+}
+
 func (e *Emulator) newID(set string, t *table, ks string) string {
 	t.made[ks]++
 	h := fnv.New128a()
@@ -441,6 +507,9 @@ func (e *Emulator) create(tx *txn, set string, t *table, fields map[string]any) 
 		}
 	}
 	if st, code, msg := e.checkUnique(t, n, ""); st != 0 {
+		return st, errBody(code, msg), nil
+	}
+	if st, code, msg := checkEnums(set, n); st != 0 {
 		return st, errBody(code, msg), nil
 	}
 	ks, _ := keyString(t, n)

@@ -58,10 +58,10 @@ func (e *Emulator) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, http.StatusTooManyRequests, "Application_TooManyRequests", "Too many concurrent requests.")
 		return
 	}
-	defer func() { <-e.queue }()
 	select {
 	case e.proc <- struct{}{}:
 	case <-r.Context().Done():
+		<-e.queue
 		return
 	}
 	e.statMu.Lock()
@@ -70,12 +70,23 @@ func (e *Emulator) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		e.stats.MaxConcurrent = e.cur
 	}
 	e.statMu.Unlock()
-	defer func() {
-		e.statMu.Lock()
-		e.cur--
-		e.statMu.Unlock()
-		<-e.proc
-	}()
+	// The request stops counting as processed (and frees its places)
+	// before any of its answer is sent: a client that sends its next
+	// request as soon as it has an answer never makes the emulator see
+	// more requests at once than the client has in flight, however the
+	// goroutines are scheduled.
+	released := false
+	release := func() {
+		if !released {
+			released = true
+			e.statMu.Lock()
+			e.cur--
+			e.statMu.Unlock()
+			<-e.proc
+			<-e.queue
+		}
+	}
+	defer release()
 
 	f, rng := e.decide(r, body)
 	if d := f.Latency + time.Duration(rng.Float64()*float64(f.LatencyJitter)); d > 0 {
@@ -90,6 +101,7 @@ func (e *Emulator) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	x := rng.Float64()
 	switch {
 	case x < f.Throttle:
+		release()
 		e.count(func(s *Stats) { s.Throttled++ })
 		if rng.Float64() < f.ThrottleRetryAfter {
 			w.Header().Set("Retry-After", retryAfter(f.RetryAfter))
@@ -97,6 +109,7 @@ func (e *Emulator) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, http.StatusTooManyRequests, "Application_TooManyRequests", "Too many requests.")
 		return
 	case x < f.Throttle+f.Unavailable:
+		release()
 		e.count(func(s *Stats) { s.Unavailable++ })
 		w.Header().Set("Retry-After", retryAfter(f.RetryAfter))
 		writeErr(w, http.StatusServiceUnavailable, "ServiceUnavailable", "The service is temporarily unavailable.")
@@ -105,6 +118,7 @@ func (e *Emulator) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	drop := r.Method != http.MethodGet && rng.Float64() < f.DropAfterCommit
 
 	res := e.route(r, body)
+	release()
 	if drop && res.status < 300 {
 		if hj, ok := w.(http.Hijacker); ok {
 			if conn, _, err := hj.Hijack(); err == nil {
@@ -369,6 +383,12 @@ func (e *Emulator) exec(tx *txn, origin, root, method, rest string, q url.Values
 			}
 		}
 		if st, code, msg := e.checkUnique(t, n, id); st != 0 {
+			return errResult(st, code, msg)
+		}
+		if st, code, msg := checkEnums(set, n); st != 0 {
+			return errResult(st, code, msg)
+		}
+		if st, code, msg := e.renameRelated(tx, set, old, n); st != 0 {
 			return errResult(st, code, msg)
 		}
 		e.touch(n)
