@@ -41,7 +41,7 @@ Example:
 			&cli.Int64Flag{Name: "seed", Value: 1, Usage: "random seed; the same seed gives the same files"},
 			&cli.StringFlag{Name: "format", Value: "csv", Usage: "claim file format: csv or parquet"},
 			&cli.Float64Flag{Name: "bad-share", Value: synth.DefaultBadShare, Usage: "share of claim lines made malformed, 0 to 1"},
-			&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "print nothing on success"},
+			&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "print nothing on success", DisableDefaultText: true},
 		},
 		Action: func(c *cli.Context) error {
 			return gen(c.Context, c, c.App.Writer)
