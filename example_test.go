@@ -140,7 +140,7 @@ func ExampleEngine_Explain() {
 		fmt.Printf("  %s: %s -> %s\n", s.Name, s.Detail, s.Result)
 	}
 	// Output:
-	// contract: C001 - §3.1a: exactly one contract is in force on 2024-05-15
+	// contract: C001 - step 1a: exactly one contract is in force on 2024-05-15
 	// winner: 1007
 	//   1007 beats 1006 on range_start
 	//   1007 beats 1005 on range_start

@@ -19,7 +19,7 @@
 // arithmetic live in package rates, reference-data validation in
 // contracts, file runs in pipeline. The types it hands out (claims.Line,
 // claims.Result, contracts.Contract, rates.Explanation, pipeline.Summary)
-// are those packages' own. The pricing rules are in SPEC.md; the library
+// are those packages' own. The pricing rules are in docs/pricing.md; the library
 // guide is docs/library.md.
 package repricer
 
