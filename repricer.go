@@ -6,14 +6,15 @@
 //
 // A typical ETL job:
 //
-//	sched, err := repricer.LoadBundle(ctx, "contracts/") // or LoadPostgres
+//	sched, err := repricer.LoadBundle(ctx, "testdata/sample/contracts") // or LoadPostgres
 //	if err != nil { ... }
 //	eng := repricer.NewEngine(sched, repricer.Options{})
 //	line, err := repricer.ParseLine(map[string]string{
-//		"claim_id": "CLM1", "line_number": "1", "vendor_id": "V001",
-//		"cpt_code": "27447", "service_date": "2024-05-15", "billed_amount": "1400.00",
+//		"claim_id": "CLM001001", "line_number": "1", "vendor_id": "V001",
+//		"cpt_code": "27447", "modifiers": "80", "specialty": "ORTHOPEDIC SURGERY",
+//		"place_of_service": "11", "service_date": "2024-05-15", "billed_amount": "1400.00",
 //	})
-//	res := eng.PriceLine(line) // res.Allowed, res.NetPayable, res.Flags ...
+//	res := eng.PriceLine(line) // rate 1004: allowed 1150.00, admin fee 40.25, net 1109.75
 //
 // The facade only delegates: contract selection, rate matching and money
 // arithmetic live in package rates, reference-data validation in
