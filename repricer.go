@@ -283,6 +283,9 @@ var ErrNoClaims = errors.New("no claims: set RunConfig.Claims or RunConfig.Input
 // Run prices claim files into cfg.OutDir through pipeline.Run: the same
 // outputs, books check and atomic publication as `repricer reprice`.
 func (e *Engine) Run(ctx context.Context, cfg RunConfig) (*Summary, error) {
+	if err := claims.CheckMapping(cfg.Mapping); err != nil {
+		return nil, err
+	}
 	files := cfg.Claims
 	if len(files) == 0 {
 		if cfg.Input == nil {
@@ -308,6 +311,7 @@ func (e *Engine) Run(ctx context.Context, cfg RunConfig) (*Summary, error) {
 // StreamOptions tune PriceCSV and PriceRecords.
 type StreamOptions struct {
 	// Mapping renames input columns: canonical name -> name in the input.
+	// A canonical name that is not one is a *claims.MappingError.
 	Mapping map[string]string
 	// Buffered holds all lines in memory and groups claims itself, for
 	// input whose claims may be scattered. Without it memory stays bounded
@@ -323,6 +327,9 @@ type StreamOptions struct {
 // when PriceCSV fails (for example the books do not balance) the caller
 // must discard what it received.
 func (e *Engine) PriceCSV(ctx context.Context, in io.Reader, priced, exceptions io.Writer, opts StreamOptions) (*Summary, error) {
+	if err := claims.CheckMapping(opts.Mapping); err != nil {
+		return nil, err
+	}
 	r, err := claimcsv.NewReader(in, "input", opts.Mapping)
 	if err != nil {
 		return nil, err
@@ -340,6 +347,9 @@ func (e *Engine) PriceCSV(ctx context.Context, in io.Reader, priced, exceptions 
 // claimparquet.PricedSchema and ExceptionSchema. Each batch is released
 // when the function it is given to returns; Retain it to keep it.
 func (e *Engine) PriceRecords(ctx context.Context, rr array.RecordReader, priced, exceptions func(arrow.RecordBatch) error, opts StreamOptions) (*Summary, error) {
+	if err := claims.CheckMapping(opts.Mapping); err != nil {
+		return nil, err
+	}
 	r, err := claimparquet.NewRecordReader(ctx, rr, "records", opts.Mapping)
 	if err != nil {
 		return nil, err

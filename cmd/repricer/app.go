@@ -390,11 +390,10 @@ func parseMapping(items []string) (map[string]string, error) {
 		if !ok || k == "" || v == "" {
 			return nil, usagef("--map %q: want CANONICAL=NAME, e.g. billed_amount=charge_amt", it)
 		}
-		if _, known := claims.FieldByName(k); !known {
-			return nil, usagef("--map %q: %q is not a canonical column; the canonical columns are %s",
-				it, k, strings.Join(claims.FieldNames[:], ", "))
-		}
 		m[k] = v
+	}
+	if err := claims.CheckMapping(m); err != nil {
+		return nil, usagef("--map: %w", err)
 	}
 	return m, nil
 }

@@ -76,7 +76,7 @@ type exceptionRow struct {
 	BilledAmountRaw string `parquet:"billed_amount_raw,optional"`
 }
 
-// newExceptionRow is the row of it's exception code.
+// newExceptionRow is the exceptions.parquet row of it for code.
 func newExceptionRow(it *claims.Item, code claims.Code, epoch int64) exceptionRow {
 	l, r := &it.Line, &it.Result
 	t := parseTyped(l, epoch)
