@@ -32,9 +32,9 @@ var _ array.RecordReader = (*RecordStream)(nil)
 // in a goroutine of its own and returns the priced rows as a record
 // reader, one batch at a time as they are priced, so memory stays bounded
 // (each batch holds up to claimparquet.RowGroupRows rows). Exception rows
-// go to exceptions, which is called from the pricing goroutine and must
-// not block on the returned reader; each batch is released when it
-// returns.
+// go to exceptions (required: every line is accounted for), which is
+// called from the pricing goroutine and must not wait on the returned
+// reader; each batch is released when it returns.
 //
 // Pricing stops when ctx is done or the reader is released. Once Next
 // returns false, Err reports why pricing failed (for example the books do
