@@ -11,13 +11,18 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/repricer/repricer/connectors/postgres/pgtest"
 )
+
+func TestMain(m *testing.M) { pgtest.Main(m) }
 
 // A fenced block whose info string is "sh runnable" in README.md or
 // docs/*.md is a command example that must run as written, from the
 // repository root, on the bundled data, writing only under out/. Add
-// "postgres" ("sh runnable postgres") for a block that needs the database
-// in DATABASE_URL; it is skipped when DATABASE_URL is not set.
+// "postgres" ("sh runnable postgres") for a block that uses the database in
+// DATABASE_URL: it runs against a fresh database of the test server
+// (pgtest), and is skipped when there is none.
 type docBlock struct {
 	file     string
 	line     int
@@ -100,16 +105,14 @@ func TestDocCommands(t *testing.T) {
 				t.Fatal(err)
 			}
 			for _, b := range blocks {
-				if b.postgres && os.Getenv("DATABASE_URL") == "" {
-					t.Logf("%s:%d: needs DATABASE_URL; skipped", b.file, b.line)
-					continue
+				db := "" // no database unless the block needs one
+				if b.postgres {
+					db = pgtest.NewDatabase(t)
 				}
 				cmd := exec.Command("bash", "-euo", "pipefail", "-c", b.script)
 				cmd.Dir = work
-				cmd.Env = append(os.Environ(), "PATH="+bin+string(os.PathListSeparator)+os.Getenv("PATH"))
-				if !b.postgres {
-					cmd.Env = append(cmd.Env, "DATABASE_URL=", "REPRICER_LEDGER=")
-				}
+				cmd.Env = append(os.Environ(), "PATH="+bin+string(os.PathListSeparator)+os.Getenv("PATH"),
+					"DATABASE_URL="+db, "REPRICER_LEDGER=")
 				if out, err := cmd.CombinedOutput(); err != nil {
 					t.Fatalf("%s:%d: %v\n%s\n%s", b.file, b.line, err, b.script, out)
 				}
