@@ -16,7 +16,7 @@ help:
 	@echo "make fuzz        run every fuzz target for FUZZTIME (default 10s) each"
 
 build:
-	$(GO) build -o $(BIN) ./cmd/repricer
+	$(GO) build -buildvcs=auto -o $(BIN) ./cmd/repricer
 
 demo: build
 	$(BIN) reprice --contracts $(SAMPLE)/contracts --claims $(SAMPLE)/claims.csv --out $(OUT)

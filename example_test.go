@@ -140,7 +140,7 @@ func ExampleEngine_Explain() {
 		fmt.Printf("  %s: %s -> %s\n", s.Name, s.Detail, s.Result)
 	}
 	// Output:
-	// contract: C001 - §3.1a: exactly one contract is in force on 2024-05-15
+	// contract: C001 - step 1a: exactly one contract is in force on 2024-05-15
 	// winner: 1007
 	//   1007 beats 1006 on range_start
 	//   1007 beats 1005 on range_start
@@ -300,4 +300,77 @@ func ExampleEngine_PriceRecords() {
 	fmt.Println(sum.Counts.PricedLines, "priced; allowed:", strings.Join(allowed, ", "))
 	// Output:
 	// 2 priced; allowed: 950.00, 145.50
+}
+
+func ExampleLoadEngine() {
+	// Streamed in bounded memory, as repricer reprice loads it; the same
+	// prices as LoadBundle and NewEngine.
+	eng, err := repricer.LoadEngine(context.Background(), "testdata/sample/contracts", repricer.Options{})
+	if err != nil {
+		log.Fatal(err)
+	}
+	res := eng.PriceLine(mustLine(map[string]string{
+		"claim_id": "CLM001001", "line_number": "1", "vendor_id": "V001", "cpt_code": "27447",
+		"modifiers": "80", "specialty": "ORTHOPEDIC SURGERY", "place_of_service": "11",
+		"service_date": "2024-05-15", "billed_amount": "1400.00",
+	}))
+	fmt.Println(res.RateID, "allowed", res.Allowed)
+	_, err = eng.Explain([]claims.Line{{}}, 0)
+	fmt.Println(errors.Is(err, repricer.ErrNoExplain))
+	// Output:
+	// 1004 allowed 1150.00
+	// true
+}
+
+func ExampleEngine_PricedRecords() {
+	eng := sample()
+	mem := memory.DefaultAllocator
+	schema := arrow.NewSchema([]arrow.Field{
+		{Name: "claim_id", Type: arrow.BinaryTypes.String},
+		{Name: "line_number", Type: arrow.PrimitiveTypes.Int64},
+		{Name: "vendor_id", Type: arrow.BinaryTypes.String},
+		{Name: "cpt_code", Type: arrow.BinaryTypes.String},
+		{Name: "service_date", Type: arrow.BinaryTypes.String},
+		{Name: "billed_amount", Type: arrow.BinaryTypes.String},
+	}, nil)
+	b := array.NewRecordBuilder(mem, schema)
+	defer b.Release()
+	b.Field(0).(*array.StringBuilder).AppendValues([]string{"A1", "A1", "A2"}, nil)
+	b.Field(1).(*array.Int64Builder).AppendValues([]int64{1, 2, 1}, nil)
+	b.Field(2).(*array.StringBuilder).AppendValues([]string{"V001", "V001", "V999"}, nil)
+	b.Field(3).(*array.StringBuilder).AppendValues([]string{"27450", "73560", "27450"}, nil)
+	b.Field(4).(*array.StringBuilder).AppendValues([]string{"2024-05-15", "2024-05-15", "2024-05-15"}, nil)
+	b.Field(5).(*array.StringBuilder).AppendValues([]string{"1000.00", "210.00", "50.00"}, nil)
+	rec := b.NewRecordBatch()
+	defer rec.Release()
+	in, err := array.NewRecordReader(schema, []arrow.RecordBatch{rec})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer in.Release()
+
+	exceptions := 0
+	priced := eng.PricedRecords(context.Background(), in, func(b arrow.RecordBatch) error {
+		exceptions += int(b.NumRows())
+		return nil
+	}, repricer.StreamOptions{})
+	defer priced.Release()
+	// priced is an array.RecordReader: hand it on, e.g. to ipc.NewWriter
+	// or a Flight stream. Here its rows are read back.
+	for priced.Next() {
+		b := priced.RecordBatch()
+		lines := b.Column(b.Schema().FieldIndices("line_number")[0]).(*array.Int64)
+		allowed := b.Column(b.Schema().FieldIndices("allowed_amount")[0]).(*array.Decimal128)
+		for i := 0; i < int(b.NumRows()); i++ {
+			fmt.Println("line", lines.Value(i), "allowed", money.Cents(allowed.Value(i).LowBits()))
+		}
+	}
+	if err := priced.Err(); err != nil {
+		log.Fatal(err) // discard what was read: the run did not balance
+	}
+	fmt.Println(priced.Summary().Counts.PricedLines, "priced,", exceptions, "exception row")
+	// Output:
+	// line 1 allowed 950.00
+	// line 2 allowed 145.50
+	// 2 priced, 1 exception row
 }

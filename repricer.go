@@ -6,20 +6,21 @@
 //
 // A typical ETL job:
 //
-//	sched, err := repricer.LoadBundle(ctx, "contracts/") // or LoadPostgres
+//	sched, err := repricer.LoadBundle(ctx, "testdata/sample/contracts") // or LoadPostgres
 //	if err != nil { ... }
 //	eng := repricer.NewEngine(sched, repricer.Options{})
 //	line, err := repricer.ParseLine(map[string]string{
-//		"claim_id": "CLM1", "line_number": "1", "vendor_id": "V001",
-//		"cpt_code": "27447", "service_date": "2024-05-15", "billed_amount": "1400.00",
+//		"claim_id": "CLM001001", "line_number": "1", "vendor_id": "V001",
+//		"cpt_code": "27447", "modifiers": "80", "specialty": "ORTHOPEDIC SURGERY",
+//		"place_of_service": "11", "service_date": "2024-05-15", "billed_amount": "1400.00",
 //	})
-//	res := eng.PriceLine(line) // res.Allowed, res.NetPayable, res.Flags ...
+//	res := eng.PriceLine(line) // rate 1004: allowed 1150.00, admin fee 40.25, net 1109.75
 //
 // The facade only delegates: contract selection, rate matching and money
 // arithmetic live in package rates, reference-data validation in
 // contracts, file runs in pipeline. The types it hands out (claims.Line,
 // claims.Result, contracts.Contract, rates.Explanation, pipeline.Summary)
-// are those packages' own. The pricing rules are in SPEC.md; the library
+// are those packages' own. The pricing rules are in docs/pricing.md; the library
 // guide is docs/library.md.
 package repricer
 
@@ -41,6 +42,7 @@ import (
 	"github.com/repricer/repricer/connectors/claimparquet"
 	"github.com/repricer/repricer/connectors/postgres"
 	"github.com/repricer/repricer/contracts"
+	"github.com/repricer/repricer/load"
 	"github.com/repricer/repricer/pipeline"
 	"github.com/repricer/repricer/rates"
 )
@@ -126,14 +128,37 @@ type Engine struct {
 	sched   *Schedule
 	opts    Options
 	eng     *rates.Engine
+	explain bool      // eng keeps the rates Explain needs
 	pricers sync.Pool // of *rates.Pricer: per-call scratch space
 }
 
 // NewEngine builds the rate index of s. Build it once and reuse it.
 func NewEngine(s *Schedule, opts Options) *Engine {
-	e := &Engine{sched: s, opts: opts, eng: rates.New(s.v, rates.Options{SystemDefault: opts.SystemDefault, Explain: true})}
+	return newEngine(s, opts, rates.New(s.v, rates.Options{SystemDefault: opts.SystemDefault, Explain: true}), true)
+}
+
+func newEngine(s *Schedule, opts Options, eng *rates.Engine, explain bool) *Engine {
+	e := &Engine{sched: s, opts: opts, eng: eng, explain: explain}
 	e.pricers.New = func() any { return e.eng.NewPricer() }
 	return e
+}
+
+// LoadEngine loads the schedule at src (a bundle folder or a postgres://
+// URL) and builds an engine the way `repricer reprice` does, in bounded
+// memory (package load): each rate is validated and indexed as it is read,
+// and only the engine's compact index is kept — for 1M rates about 110 MB
+// instead of the 350 MB of LoadBundle and NewEngine. Results are the same.
+// The engine's Schedule has the contracts, issues and fingerprint but no
+// rates, and Explain returns ErrNoExplain.
+func LoadEngine(ctx context.Context, src string, opts Options) (*Engine, error) {
+	eng, desc, err := load.Engine(ctx, src, load.Options{Rates: rates.Options{SystemDefault: opts.SystemDefault}})
+	if err != nil {
+		if postgres.IsURL(src) {
+			src = postgres.Redact(src)
+		}
+		return nil, fmt.Errorf("load schedule %s: %w", src, err)
+	}
+	return newEngine(&Schedule{v: eng.Schedule(), source: desc}, opts, eng, false), nil
 }
 
 // Schedule returns the schedule the engine prices with.
@@ -195,10 +220,17 @@ func groupByClaim(lines []claims.Line) [][]int {
 // ErrLineIndex reports an Explain index outside the lines given.
 var ErrLineIndex = errors.New("line index out of range")
 
+// ErrNoExplain reports Explain on an engine from LoadEngine, which keeps
+// no rates to explain with.
+var ErrNoExplain = errors.New("the engine was loaded without its rates (LoadEngine); build it with NewEngine to explain")
+
 // Explain traces how lines[i] is priced among lines (the other lines of
 // its claim matter for duplicates and stop loss; lines of other claims are
 // ignored). The trace's Result equals what PriceClaim returns for it.
 func (e *Engine) Explain(lines []claims.Line, i int) (*Explanation, error) {
+	if !e.explain {
+		return nil, ErrNoExplain
+	}
 	if i < 0 || i >= len(lines) {
 		return nil, fmt.Errorf("explain line %d of %d: %w", i, len(lines), ErrLineIndex)
 	}
@@ -251,6 +283,9 @@ var ErrNoClaims = errors.New("no claims: set RunConfig.Claims or RunConfig.Input
 // Run prices claim files into cfg.OutDir through pipeline.Run: the same
 // outputs, books check and atomic publication as `repricer reprice`.
 func (e *Engine) Run(ctx context.Context, cfg RunConfig) (*Summary, error) {
+	if err := claims.CheckMapping(cfg.Mapping); err != nil {
+		return nil, err
+	}
 	files := cfg.Claims
 	if len(files) == 0 {
 		if cfg.Input == nil {
@@ -276,6 +311,7 @@ func (e *Engine) Run(ctx context.Context, cfg RunConfig) (*Summary, error) {
 // StreamOptions tune PriceCSV and PriceRecords.
 type StreamOptions struct {
 	// Mapping renames input columns: canonical name -> name in the input.
+	// A canonical name that is not one is a *claims.MappingError.
 	Mapping map[string]string
 	// Buffered holds all lines in memory and groups claims itself, for
 	// input whose claims may be scattered. Without it memory stays bounded
@@ -291,6 +327,9 @@ type StreamOptions struct {
 // when PriceCSV fails (for example the books do not balance) the caller
 // must discard what it received.
 func (e *Engine) PriceCSV(ctx context.Context, in io.Reader, priced, exceptions io.Writer, opts StreamOptions) (*Summary, error) {
+	if err := claims.CheckMapping(opts.Mapping); err != nil {
+		return nil, err
+	}
 	r, err := claimcsv.NewReader(in, "input", opts.Mapping)
 	if err != nil {
 		return nil, err
@@ -308,6 +347,9 @@ func (e *Engine) PriceCSV(ctx context.Context, in io.Reader, priced, exceptions 
 // claimparquet.PricedSchema and ExceptionSchema. Each batch is released
 // when the function it is given to returns; Retain it to keep it.
 func (e *Engine) PriceRecords(ctx context.Context, rr array.RecordReader, priced, exceptions func(arrow.RecordBatch) error, opts StreamOptions) (*Summary, error) {
+	if err := claims.CheckMapping(opts.Mapping); err != nil {
+		return nil, err
+	}
 	r, err := claimparquet.NewRecordReader(ctx, rr, "records", opts.Mapping)
 	if err != nil {
 		return nil, err

@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/repricer/repricer"
+	"github.com/repricer/repricer/claims"
 	"github.com/repricer/repricer/pipeline"
 )
 
@@ -76,5 +77,18 @@ func TestPriceCSVScatteredClaims(t *testing.T) {
 	}
 	if sum.Totals != want.Totals || sum.Counts != want.Counts {
 		t.Errorf("scattered totals %+v, grouped %+v", sum.Totals, want.Totals)
+	}
+}
+
+// TestUnknownMapping: a mapping whose canonical name is not one fails the
+// call instead of leaving the column blank.
+func TestUnknownMapping(t *testing.T) {
+	in := "claim_id,line_number,vendor_id,cpt_code,service_date,charge\nA1,1,V001,27450,2024-05-15,1000.00\n"
+	var priced, exceptions bytes.Buffer
+	_, err := sample().PriceCSV(context.Background(), strings.NewReader(in), &priced, &exceptions,
+		repricer.StreamOptions{Mapping: map[string]string{"billed": "charge"}})
+	var me *claims.MappingError
+	if !errors.As(err, &me) || me.Name != "billed" {
+		t.Errorf("error %v, want a *claims.MappingError for billed", err)
 	}
 }

@@ -5,6 +5,8 @@
 package claims
 
 import (
+	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"unsafe"
@@ -57,6 +59,27 @@ func FieldByName(name string) (Field, bool) {
 		}
 	}
 	return 0, false
+}
+
+// MappingError is a column mapping entry whose canonical name is not one
+// of FieldNames.
+type MappingError struct{ Name string }
+
+func (e *MappingError) Error() string {
+	return fmt.Sprintf("column mapping: %q is not a canonical column; the canonical columns are %s",
+		e.Name, strings.Join(FieldNames[:], ", "))
+}
+
+// CheckMapping returns a *MappingError for the first (in sorted order) key
+// of mapping — canonical name to the name in the input — that names no
+// canonical column; readers would otherwise ignore it.
+func CheckMapping(mapping map[string]string) error {
+	for _, k := range slices.Sorted(maps.Keys(mapping)) {
+		if _, ok := FieldByName(k); !ok {
+			return &MappingError{Name: k}
+		}
+	}
+	return nil
 }
 
 // MaxBilled bounds billed amounts (one billion dollars, in cents) so that

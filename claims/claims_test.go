@@ -1,6 +1,8 @@
 package claims
 
 import (
+	"errors"
+	"strings"
 	"testing"
 	"unsafe"
 )
@@ -34,5 +36,28 @@ func TestCopyRaw(t *testing.T) {
 	}
 	if l.Raw[ClaimID] != "###" || l.ClaimID != "###" || l.Raw[MemberID] != "" {
 		t.Errorf("after the arena changed: raw claim %q, claim %q, member %q", l.Raw[ClaimID], l.ClaimID, l.Raw[MemberID])
+	}
+}
+
+func TestCheckMapping(t *testing.T) {
+	for _, tt := range []struct {
+		name    string
+		mapping map[string]string
+		bad     string
+	}{
+		{"none", nil, ""},
+		{"canonical names, any case", map[string]string{"billed_amount": "charge", "Member_ID": "mbr"}, ""},
+		{"a typo", map[string]string{"billed_amount": "charge", "member": "mbr"}, "member"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			err := CheckMapping(tt.mapping)
+			var me *MappingError
+			switch {
+			case tt.bad == "" && err != nil:
+				t.Errorf("error %v", err)
+			case tt.bad != "" && (!errors.As(err, &me) || me.Name != tt.bad || !strings.Contains(err.Error(), "member_id")):
+				t.Errorf("error %v, want a MappingError for %q listing the canonical columns", err, tt.bad)
+			}
+		})
 	}
 }

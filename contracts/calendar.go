@@ -47,7 +47,7 @@ type CalendarEntry struct {
 //     when that has passed, the expiration plus as many renewal terms as it
 //     takes to reach today — unless another priceable contract of the same
 //     vendor takes effect after the expiration and by the day after that
-//     term end, which stops the roll (SPEC §3 step 1b).
+//     term end, which stops the roll (docs/pricing.md step 1b).
 //
 // Expired and Terminated contracts without auto-renewal have no events: they
 // are over. A contract rejected by validation is listed with the reason in

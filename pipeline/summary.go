@@ -94,7 +94,7 @@ type CodeTotals struct {
 	Billed   money.Cents `json:"billed"`
 }
 
-// Books is the accounting check of SPEC §5.
+// Books is the accounting check of docs/pricing.md "Outputs and books".
 type Books struct {
 	Balanced bool `json:"balanced"`
 	// ReadLines and ReadBilled are counted by the reader, independently of

@@ -10,7 +10,7 @@ import (
 	"github.com/repricer/repricer/money"
 )
 
-// oracleAllowed is SPEC §3 steps 4-5 written plainly with shopspring/decimal,
+// oracleAllowed is docs/pricing.md steps 4-5 written plainly with shopspring/decimal,
 // the reference the fixed-point implementation is checked against.
 func oracleAllowed(t contracts.RateType, value, billed decimal.Decimal, units, priced int64, lesser bool) decimal.Decimal {
 	pu, u := decimal.NewFromInt(priced), decimal.NewFromInt(units)

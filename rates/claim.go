@@ -92,7 +92,7 @@ func (p *Pricer) PriceLine(it *claims.Item) {
 // order. Rows that failed to parse (Line.Invalid) may sit among them and
 // become INVALID_ROW exceptions; every other line must carry the same
 // claim_id. It marks repeated line numbers DUPLICATE_LINE, prices each line,
-// then applies stop loss per case and the administrative fee (SPEC §4).
+// then applies stop loss per case and the administrative fee (docs/pricing.md step 7).
 func (p *Pricer) PriceClaim(items []claims.Item) {
 	clear(p.seen)
 	for i := range items {

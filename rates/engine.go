@@ -191,7 +191,7 @@ func (e *Engine) guessIndex(l *claims.Line) *rateIndex {
 	return nil
 }
 
-// selectContract applies SPEC §3 step 1.
+// selectContract applies docs/pricing.md step 1.
 func (e *Engine) selectContract(ve *vendorEntry, l *claims.Line, res *claims.Result) *contractEntry {
 	if ve == nil {
 		res.Code, res.Message = claims.NoContract, "no contract for vendor "+l.VendorID
@@ -254,7 +254,7 @@ func (e *Engine) selectContract(ve *vendorEntry, l *claims.Line, res *claims.Res
 	return chosen
 }
 
-// priceLine prices one valid line up to allowed_before_stop_loss (SPEC §3).
+// priceLine prices one valid line up to allowed_before_stop_loss (docs/pricing.md).
 // ve is the line's vendor (nil when unknown).
 func (e *Engine) priceLine(ve *vendorEntry, l *claims.Line, res *claims.Result) {
 	*res = claims.Result{}
@@ -335,7 +335,7 @@ var ErrOverflow = errors.New("amount is too large to price exactly")
 // percentScale converts a percentage in Fixed units to a fraction.
 const percentScale = 100 * money.FixedScale
 
-// Allowed computes allowed_before_stop_loss (SPEC §3 steps 4-5): for a
+// Allowed computes allowed_before_stop_loss (docs/pricing.md steps 4-5): for a
 // Percentage rate billed is pro-rated to the priced units and multiplied by
 // the percentage; for an Amount rate the value is multiplied by the priced
 // units; with lesserOfBilled the result never exceeds the (pro-rated) billed

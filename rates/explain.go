@@ -15,7 +15,7 @@ import (
 )
 
 // This file answers "why was this line priced like that?". Explain re-runs
-// every pricing step of SPEC §3 and §4 for one line with tracing, in its own
+// every pricing step of docs/pricing.md steps 1 to 7 for one line with tracing, in its own
 // code, so that the hot path (priceLine, rateIndex.lookup, finishCases)
 // stays untouched and allocation-free. The tests hold the trace to the real
 // pricing: for every line of the sample, Explain's result equals PriceClaim's.
@@ -28,8 +28,8 @@ type Explanation struct {
 	Line     LineFacts      `json:"line"`
 	Contract *ContractTrace `json:"contract,omitempty"`
 	Rate     *RateTrace     `json:"rate,omitempty"`
-	// Steps are the units, amount, authorization and review steps of SPEC
-	// §3 in the order they ran, then the admin fee and net payable.
+	// Steps are the units, amount, authorization and review steps of
+	// docs/pricing.md in the order they ran, then the admin fee and net payable.
 	Steps    []Step         `json:"steps,omitempty"`
 	StopLoss *StopLossTrace `json:"stop_loss,omitempty"`
 	Outcome  Outcome        `json:"outcome"`
@@ -70,13 +70,13 @@ const (
 	VerdictNoTerm        = "no_usable_dates" // neither in force, before nor after
 )
 
-// ContractTrace is SPEC §3 step 1 (contract selection) and step 2
+// ContractTrace is docs/pricing.md step 1 (contract selection) and step 2
 // (excluded services) for the line.
 type ContractTrace struct {
 	// Considered lists every contract of the vendor: the priceable ones
 	// (Active, Expired, Terminated) by effective date, then Draft and Pending.
 	Considered []ContractCandidate `json:"considered"`
-	// Rule is the branch of SPEC §3 step 1 that decided.
+	// Rule is the branch of docs/pricing.md step 1 that decided.
 	Rule string `json:"rule"`
 	// ChosenID is the contract whose rates price the line, if any.
 	ChosenID string `json:"chosen_id,omitempty"`
@@ -98,7 +98,7 @@ type ContractCandidate struct {
 	Chosen   bool   `json:"chosen,omitempty"`
 }
 
-// RateTrace is SPEC §3 step 3 for the chosen contract.
+// RateTrace is docs/pricing.md step 3 for the chosen contract.
 type RateTrace struct {
 	ContractID string `json:"contract_id"`
 	// ContractRates counts the contract's rates that passed validation,
@@ -163,7 +163,7 @@ type RateCandidate struct {
 	Rank int `json:"rank,omitempty"`
 }
 
-// Tie-break criteria, in the order SPEC §3 step 3 applies them.
+// Tie-break criteria, in the order docs/pricing.md step 3 applies them.
 const (
 	TiePriority   = "priority"
 	TieCPTMatch   = "exact_range_none"
@@ -189,7 +189,7 @@ type Step struct {
 	Result string `json:"result,omitempty"`
 }
 
-// StopLossTrace is SPEC §4 for the line's case (claim_id, contract_id).
+// StopLossTrace is docs/pricing.md step 7 for the line's case (claim_id, contract_id).
 type StopLossTrace struct {
 	ContractID string      `json:"contract_id"`
 	StopLoss   money.Cents `json:"stop_loss"` // S; 0 = the contract has none
@@ -292,7 +292,7 @@ func lineFacts(l *claims.Line) LineFacts {
 	return f
 }
 
-// traceLine is priceLine with tracing (SPEC §3).
+// traceLine is priceLine with tracing (docs/pricing.md).
 func (e *Engine) traceLine(l *claims.Line, x *Explanation) {
 	res := &x.res
 	*res = claims.Result{}
@@ -341,7 +341,7 @@ func (e *Engine) traceLine(l *claims.Line, x *Explanation) {
 	}
 	x.step("rate", rateDesc(res), res.RateType.String()+" "+res.RateValue.String())
 
-	// Units (SPEC §3 step 4).
+	// Units (docs/pricing.md step 4).
 	res.PricedUnits = l.Units
 	limits := "no unit limits"
 	if minUnits > 0 || maxUnits > 0 {
@@ -360,14 +360,14 @@ func (e *Engine) traceLine(l *claims.Line, x *Explanation) {
 		x.step("units", fmt.Sprintf("%d units, %s", l.Units, limits), fmt.Sprintf("priced_units = %d", l.Units))
 	}
 
-	// Amount (SPEC §3 step 5), in exact rationals.
+	// Amount (docs/pricing.md step 5), in exact rationals.
 	amt, ok := x.traceAmount(res.RateType, res.RateValue, l.Billed, l.Units, res.PricedUnits, c.LesserOfBilled)
 	if !ok {
 		return
 	}
 	res.AllowedBeforeStopLoss = amt
 
-	// Authorization and review (SPEC §3 step 6).
+	// Authorization and review (docs/pricing.md step 6).
 	if l.PriorAuth == "" {
 		switch {
 		case best != nil && best.r.RequiresAuth:
@@ -412,7 +412,7 @@ func rateDesc(res *claims.Result) string {
 	return fmt.Sprintf("%s, priority %d", id, res.MatchPriority)
 }
 
-// traceContract is selectContract with tracing (SPEC §3 step 1).
+// traceContract is selectContract with tracing (docs/pricing.md step 1).
 func (e *Engine) traceContract(l *claims.Line, x *Explanation) *contractEntry {
 	res := &x.res
 	tr := &ContractTrace{}
@@ -437,31 +437,31 @@ func (e *Engine) traceContract(l *claims.Line, x *Explanation) *contractEntry {
 	var chosen *contractEntry
 	switch {
 	case len(inForce) > 1:
-		tr.Rule = fmt.Sprintf("§3.1a: %d contracts are in force on %s", len(inForce), d)
+		tr.Rule = fmt.Sprintf("step 1a: %d contracts are in force on %s", len(inForce), d)
 		res.Code = claims.ContractOverlap
 		res.Message = fmt.Sprintf("%d contracts of vendor %s are in force on %s", len(inForce), l.VendorID, d)
 	case len(inForce) == 1:
-		tr.Rule = "§3.1a: exactly one contract is in force on " + d.String()
+		tr.Rule = "step 1a: exactly one contract is in force on " + d.String()
 		chosen = inForce[0]
 	case latest != nil:
 		c := latest.c
 		switch {
 		case c.Status == contracts.Terminated:
-			tr.Rule = "§3.1b: none in force; the latest to expire before " + d.String() + " was terminated"
+			tr.Rule = "step 1b: none in force; the latest to expire before " + d.String() + " was terminated"
 			res.Code = claims.ContractTerminated
 			res.Message = fmt.Sprintf("contract %s was terminated (%s) and ended %s", c.Number, c.StatusReason, c.Expiration)
 			res.Contract = c
 		case c.AutoRenewal && c.RenewalTermMonths > 0:
-			tr.Rule = fmt.Sprintf("§3.1b: none in force; the latest to expire before %s auto-renews in %d-month terms (AUTO_RENEWED_TERM)", d, c.RenewalTermMonths)
+			tr.Rule = fmt.Sprintf("step 1b: none in force; the latest to expire before %s auto-renews in %d-month terms (AUTO_RENEWED_TERM)", d, c.RenewalTermMonths)
 			res.Flags |= claims.AutoRenewedTerm
 			chosen = latest
 		default:
-			tr.Rule = "§3.1b: none in force; the latest to expire before " + d.String() + " is honored (EXPIRED_CONTRACT_HONORED)"
+			tr.Rule = "step 1b: none in force; the latest to expire before " + d.String() + " is honored (EXPIRED_CONTRACT_HONORED)"
 			res.Flags |= claims.ExpiredContractHonored
 			chosen = latest
 		}
 	default:
-		tr.Rule = "§3.1c: no priceable contract is in force or expired before " + d.String()
+		tr.Rule = "step 1c: no priceable contract is in force or expired before " + d.String()
 		for _, ce := range ve.inactive {
 			if ce.c.Effective <= d && d <= ce.c.Expiration {
 				res.Code = claims.ContractNotActive
@@ -692,7 +692,7 @@ func (e *Engine) traceRates(ce *contractEntry, l *claims.Line, x *Explanation) *
 
 var classNames = [...]string{classExact: "exact code", classRange: "code range", classNone: "no code"}
 
-// decidingCriterion names the first criterion of the winner order (SPEC §3
+// decidingCriterion names the first criterion of the winner order (docs/pricing.md
 // step 3 a-e) on which a beats b, with a sentence for people. The tests
 // hold it to compareRates.
 func decidingCriterion(a, b *indexedRate) (criterion, detail string) {
@@ -789,7 +789,7 @@ func fmtRat(r *big.Rat) string {
 	return r.FloatString(8) + "…"
 }
 
-// traceCases applies stop loss per case and the admin fee (SPEC §4) to the
+// traceCases applies stop loss per case and the admin fee (docs/pricing.md step 7) to the
 // traced lines, mirroring finishCases and applyStopLoss.
 func (e *Engine) traceCases(items []claims.Item, traces []*Explanation) {
 	done := make([]bool, len(items))
@@ -928,7 +928,7 @@ func (x *Explanation) String() string {
 	}
 
 	if ct := x.Contract; ct != nil {
-		b.WriteString("\nContract (SPEC §3.1)\n")
+		b.WriteString("\nContract (docs/pricing.md step 1)\n")
 		tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
 		for _, c := range ct.Considered {
 			mark := " "
@@ -949,7 +949,7 @@ func (x *Explanation) String() string {
 	}
 
 	if rt := x.Rate; rt != nil {
-		fmt.Fprintf(&b, "\nRates of %s (SPEC §3.3): %d in the line's buckets, %d others name another code, range, specialty or visit kind\n",
+		fmt.Fprintf(&b, "\nRates of %s (docs/pricing.md step 3): %d in the line's buckets, %d others name another code, range, specialty or visit kind\n",
 			rt.ContractID, len(rt.Candidates), rt.Others)
 		if len(rt.Candidates) > 0 {
 			tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)

@@ -14,7 +14,7 @@ import (
 )
 
 // cptClass orders rates by how they name the code: exact before range
-// before none (SPEC §3 tie-break b).
+// before none (docs/pricing.md step 3b).
 const (
 	classExact uint8 = iota
 	classRange
@@ -62,7 +62,7 @@ type rateRec struct {
 	minUnits, maxUnits int64
 	eff, end           contracts.Date
 	// tieEnd is one past the last position that ties with this rate on
-	// SPEC §3 tie-breaks (a)-(d): rates there differ only by id.
+	// docs/pricing.md step 3a to 3d: rates there differ only by id.
 	tieEnd int32
 	// The rate's id is Engine.ids[idOff:idOff+idLen].
 	idOff, idLen uint32
@@ -402,7 +402,7 @@ func (ix *rateIndex) add(b []int32) span {
 
 func (ix *rateIndex) bucket(s span) []int32 { return ix.pos[s.off : s.off+s.n] }
 
-// compareRates is the full winner order of SPEC §3 step 3: priority, then
+// compareRates is the full winner order of docs/pricing.md step 3: priority, then
 // exact over range over none (a later range start, then an earlier end, wins
 // between ranges), more optional criteria, later effective date, smaller id.
 func compareRates(a, b indexedRate) int {

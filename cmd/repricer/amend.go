@@ -269,7 +269,7 @@ Example:
 		OnUsageError: onUsageError,
 		Flags: []cli.Flag{
 			contractsFlag(),
-			&cli.StringFlag{Name: "proposed", Usage: "proposed bundle `DIR`, or amendment `DIR` (holds amendment.csv)"},
+			&cli.StringFlag{Name: "proposed", Usage: "proposed bundle `DIR`, or an amendment folder (with amendment.csv)"},
 			&cli.StringSliceFlag{Name: "claims", Usage: "claim `FILE` (.csv or .parquet); repeat for several"},
 			&cli.StringFlag{Name: "out", Usage: "report `DIR` (created if missing)"},
 			systemDefaultRateFlag(),

@@ -14,6 +14,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/repricer/repricer/adjust"
+	"github.com/repricer/repricer/claims"
 	"github.com/repricer/repricer/connectors/bundle"
 	"github.com/repricer/repricer/connectors/postgres"
 	"github.com/repricer/repricer/connectors/schedule"
@@ -43,9 +44,16 @@ func isUsage(err error) bool {
 
 // run builds the command-line app and runs it with args.
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
+	return newApp(stdin, stdout, stderr).RunContext(ctx, args)
+}
+
+// newApp is the command tree.
+func newApp(stdin io.Reader, stdout, stderr io.Writer) *cli.App {
+	info, ok := debug.ReadBuildInfo()
 	app := &cli.App{
-		Name:  "repricer",
-		Usage: "price claim lines against provider contracts",
+		Name:    "repricer",
+		Version: version(info, ok),
+		Usage:   "price claim lines against provider contracts",
 		Description: `repricer reads claim lines (CSV or Parquet), finds each line's contract and
 contracted rate, and computes the allowed amount, stop loss, administrative fee
 and net payable in exact decimal money. Every input line ends up either in the
@@ -72,10 +80,85 @@ run holds the lock (repricer run).`,
 			genCommand(),
 		},
 	}
-	return app.RunContext(ctx, args)
+	app.Action = func(c *cli.Context) error {
+		return unknownCommand(c, app.Name, app.Commands, cli.ShowAppHelp)
+	}
+	for _, c := range app.Commands {
+		setUnknownCommand(c)
+	}
+	return app
 }
 
 func onUsageError(_ *cli.Context, err error, _ bool) error { return &usageError{err} }
+
+// version is the module version and the commit it was built from, e.g.
+// "v1.4.0 (commit 0799e2e1c3a4, modified)" or "(devel)" without VCS stamps.
+func version(info *debug.BuildInfo, ok bool) string {
+	if !ok {
+		return "unknown"
+	}
+	v := info.Main.Version
+	if v == "" {
+		v = "(devel)"
+	}
+	var commit string
+	modified := false
+	for _, s := range info.Settings {
+		switch s.Key {
+		case "vcs.revision":
+			commit = s.Value
+		case "vcs.modified":
+			modified = s.Value == "true"
+		}
+	}
+	if commit == "" {
+		return v
+	}
+	if len(commit) > 12 {
+		commit = commit[:12]
+	}
+	if modified {
+		return v + " (commit " + commit + ", modified)"
+	}
+	return v + " (commit " + commit + ")"
+}
+
+// setUnknownCommand makes every command that has subcommands refuse an
+// unknown one, as the app does.
+func setUnknownCommand(c *cli.Command) {
+	if len(c.Subcommands) == 0 {
+		return
+	}
+	if c.Action == nil {
+		c.Action = func(ctx *cli.Context) error {
+			return unknownCommand(ctx, "repricer "+c.Name, c.Subcommands, cli.ShowSubcommandHelp)
+		}
+	}
+	for _, sub := range c.Subcommands {
+		setUnknownCommand(sub)
+	}
+}
+
+// unknownCommand is the action of the app and of commands with
+// subcommands: without arguments it shows the help; with one it is a
+// usage error naming the nearest command.
+func unknownCommand(c *cli.Context, path string, cmds []*cli.Command, help cli.ActionFunc) error {
+	if !c.Args().Present() {
+		return help(c)
+	}
+	name := c.Args().First()
+	var names []string
+	for _, cmd := range cmds {
+		if !cmd.Hidden && cmd.Name != "help" {
+			names = append(names, cmd.Name)
+		}
+	}
+	msg := fmt.Sprintf("unknown command %q for %q", name, path)
+	if cli.SuggestCommand != nil { // nil when built with urfave_cli_no_suggest
+		msg += ". " + cli.SuggestCommand(cmds, name)
+	}
+	return usagef("%s (commands: %s)", msg, strings.Join(names, ", "))
+}
 
 func repriceCommand() *cli.Command {
 	return &cli.Command{
@@ -100,11 +183,11 @@ Example:
 			&cli.StringSliceFlag{Name: "claims", Usage: "claim `FILE` (.csv or .parquet; - for CSV on standard input); repeat for several"},
 			&cli.StringFlag{Name: "out", Usage: "output `DIR` (created if missing); - writes the priced lines to standard output and the other files to --side-out"},
 			&cli.StringFlag{Name: "side-out", Usage: "with --out -: the `DIR` for exceptions, schedule issues and the summary"},
-			&cli.StringFlag{Name: "format", Value: "csv", Usage: "output format: csv, parquet, or arrow (Arrow IPC stream)"},
-			&cli.IntFlag{Name: "workers", Usage: "pricing goroutines; 0 means one per CPU"},
+			&cli.StringFlag{Name: "format", Value: "csv", Usage: "output `FORMAT`: csv, parquet, or arrow (Arrow IPC stream)"},
+			&cli.IntFlag{Name: "workers", Usage: "`N` pricing goroutines, 0 for one per CPU"},
 			systemDefaultRateFlag(),
 			mapFlag(),
-			&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "print nothing on success"},
+			&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "print nothing on success", DisableDefaultText: true},
 			&cli.StringFlag{Name: "compare-to", Usage: "a prior run's output `DIR`: also write an adjustment report (what changed, line by line, and why) into --out"},
 			&cli.StringFlag{Name: "compare-run", Usage: "like --compare-to, naming the prior run by its `RUN_ID` in the ledger"},
 			&cli.StringFlag{Name: "ledger", EnvVars: []string{"REPRICER_LEDGER"}, Usage: "where the run is recorded: a postgres:// URL or a JSON-lines `FILE`, or none (default: the contracts database, else $XDG_STATE_HOME/repricer/ledger.jsonl, i.e. ~/.local/state/repricer/ledger.jsonl)"},
@@ -298,8 +381,16 @@ func priorOutput(ctx context.Context, c *cli.Context, ledger string) (string, er
 	if prior != "" && c.String("out") == "-" {
 		return "", usagef("--compare-to and --compare-run need the priced file in a folder, not --out -")
 	}
-	if prior != "" && absPath(prior) == absPath(outDir(c)) {
+	if prior == "" {
+		return "", nil
+	}
+	if absPath(prior) == absPath(outDir(c)) {
 		return "", usagef("--compare-to must name another folder than --out: this run would replace the outputs it compares against")
+	}
+	// Every published run has a summary; checking for it here refuses a
+	// wrong folder before the run rather than after it is published.
+	if _, err := os.Stat(filepath.Join(prior, pipeline.SummaryFile)); err != nil {
+		return "", usagef("--compare-to %s: not the output folder of a run (no %s there)", prior, pipeline.SummaryFile)
 	}
 	return prior, nil
 }
@@ -314,13 +405,13 @@ func absPath(p string) string {
 // contractsFlag names the schedule: a bundle folder or a postgres:// URL.
 func contractsFlag() *cli.StringFlag {
 	return &cli.StringFlag{Name: "contracts", EnvVars: []string{"DATABASE_URL"},
-		Usage: "contract bundle `DIR` (contracts.csv, rates.csv, rate_kinds.csv) or a postgres:// URL (default: $DATABASE_URL)"}
+		Usage: "contract bundle `DIR` (contracts.csv, rates.csv, rate_kinds.csv) or a postgres:// URL"}
 }
 
 // systemDefaultRateFlag is the tier-8 rate; pricingOptions reads it.
 func systemDefaultRateFlag() *cli.StringFlag {
 	return &cli.StringFlag{Name: "system-default-rate",
-		Usage: "rate for lines no contract rate or contract default covers, e.g. Percentage:60 or Amount:25.00 (default: none, such lines are NO_RATE exceptions)"}
+		Usage: "`RATE` for lines no contract rate or contract default covers, e.g. Percentage:60 or Amount:25.00 (default: none, such lines are NO_RATE exceptions)"}
 }
 
 // mapFlag renames input columns; parseMapping reads it.
@@ -341,6 +432,8 @@ func pricingOptions(c *cli.Context) (rates.Options, error) {
 	return opts, nil
 }
 
+// parseMapping reads --map CANONICAL=NAME items; an unknown canonical
+// name is a usage error listing the known ones.
 func parseMapping(items []string) (map[string]string, error) {
 	m := map[string]string{}
 	for _, it := range items {
@@ -350,6 +443,9 @@ func parseMapping(items []string) (map[string]string, error) {
 			return nil, usagef("--map %q: want CANONICAL=NAME, e.g. billed_amount=charge_amt", it)
 		}
 		m[k] = v
+	}
+	if err := claims.CheckMapping(m); err != nil {
+		return nil, usagef("--map: %w", err)
 	}
 	return m, nil
 }

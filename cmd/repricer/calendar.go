@@ -40,7 +40,7 @@ Example:
 		Flags: []cli.Flag{
 			contractsFlag(),
 			&cli.StringFlag{Name: "within", Value: "90d", Usage: "window length: `N`d days or Nw weeks"},
-			&cli.StringFlag{Name: "today", Usage: "first day of the window, `YYYY-MM-DD` (default: today)"},
+			&cli.StringFlag{Name: "today", Usage: "first `DAY` of the window (YYYY-MM-DD)", DefaultText: "today"},
 			&cli.StringFlag{Name: "format", Value: "table", Usage: "table, csv or json"},
 			&cli.StringSliceFlag{Name: "runs", Usage: "prior run output `DIR` (with priced.csv); repeat for several"},
 			dbTimeoutFlag(),

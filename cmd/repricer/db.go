@@ -24,12 +24,12 @@ import (
 // databaseFlag names a database; it falls back to DATABASE_URL. The URL may
 // leave the password out and take it from PGPASSWORD or ~/.pgpass.
 func databaseFlag(name, usage string) *cli.StringFlag {
-	return &cli.StringFlag{Name: name, EnvVars: []string{"DATABASE_URL"}, Usage: usage + " (default: $DATABASE_URL)"}
+	return &cli.StringFlag{Name: name, EnvVars: []string{"DATABASE_URL"}, Usage: usage}
 }
 
 func dbTimeoutFlag() *cli.DurationFlag {
 	return &cli.DurationFlag{Name: "db-timeout", Value: postgres.DefaultStatementTimeout,
-		Usage: "longest a single database statement may run"}
+		Usage: "longest a single database statement may run, a `DURATION` such as 30s or 10m"}
 }
 
 func dbOptions(c *cli.Context) postgres.Options {
@@ -187,8 +187,15 @@ func writeRefusedReport(path string, rows []postgres.RowError) error {
 
 func exportCommand() *cli.Command {
 	return &cli.Command{
-		Name:         "export",
-		Usage:        "write the Postgres contract store out as a contract bundle",
+		Name:  "export",
+		Usage: "write the Postgres contract store out as a contract bundle",
+		Description: `Reads every contract, rate and rate kind from the database named by --from
+(or DATABASE_URL) as one consistent snapshot and writes them as a contract
+bundle (contracts.csv, rates.csv, rate_kinds.csv) into --to, rates in rate_id
+order: the folder reprice, validate and amend read, and import loads back.
+
+Example:
+  repricer contracts export --from "$DATABASE_URL" --to out/exported`,
 		OnUsageError: onUsageError,
 		Flags: []cli.Flag{
 			databaseFlag("from", "database `URL`"),

@@ -35,13 +35,13 @@ Example:
 		OnUsageError: onUsageError,
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "out", Usage: "output `DIR` (created if missing)"},
-			&cli.Int64Flag{Name: "lines", Value: synth.DefaultLines, Usage: "claim lines to generate"},
-			&cli.IntFlag{Name: "contracts", Value: synth.DefaultContracts, Usage: "contracts in the bundle"},
-			&cli.IntFlag{Name: "rates", Value: synth.DefaultRates, Usage: "rates over all contracts (0 for none)"},
-			&cli.Int64Flag{Name: "seed", Value: 1, Usage: "random seed; the same seed gives the same files"},
-			&cli.StringFlag{Name: "format", Value: "csv", Usage: "claim file format: csv or parquet"},
-			&cli.Float64Flag{Name: "bad-share", Value: synth.DefaultBadShare, Usage: "share of claim lines made malformed, 0 to 1"},
-			&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "print nothing on success"},
+			&cli.Int64Flag{Name: "lines", Value: synth.DefaultLines, Usage: "`N` claim lines to generate"},
+			&cli.IntFlag{Name: "contracts", Value: synth.DefaultContracts, Usage: "`N` contracts in the bundle"},
+			&cli.IntFlag{Name: "rates", Value: synth.DefaultRates, Usage: "`N` rates over all contracts, 0 for none"},
+			&cli.Int64Flag{Name: "seed", Value: 1, Usage: "random `SEED`; the same seed gives the same files"},
+			&cli.StringFlag{Name: "format", Value: "csv", Usage: "claim file `FORMAT`: csv or parquet"},
+			&cli.Float64Flag{Name: "bad-share", Value: synth.DefaultBadShare, Usage: "`SHARE` of claim lines made malformed, 0 to 1"},
+			&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "print nothing on success", DisableDefaultText: true},
 		},
 		Action: func(c *cli.Context) error {
 			return gen(c.Context, c, c.App.Writer)

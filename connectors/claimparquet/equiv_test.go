@@ -262,7 +262,7 @@ func TestSampleCSVAndParquetPriceAlike(t *testing.T) {
 			// Parquet output from a Parquet input, read back.
 			diffRecords(t, "priced.parquet", readTable(t, filepath.Join(dir, "parquet-parquet", "priced.parquet")), readCSVFile(t, filepath.Join(base, "priced.csv")))
 			gotPQExc := readTable(t, filepath.Join(dir, "parquet-parquet", "exceptions.parquet"))
-			diffRecords(t, "exceptions.parquet", blankColumn(t, gotPQExc, 2, "source_file"), blankColumn(t, wantExc, 2, "source_file"))
+			diffRecords(t, "exceptions.parquet", exceptionText(t, blankColumn(t, gotPQExc, 2, "source_file")), exceptionText(t, blankColumn(t, wantExc, 2, "source_file")))
 		})
 	}
 }

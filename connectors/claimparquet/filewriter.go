@@ -18,7 +18,7 @@ import (
 // about a fifth smaller but writing a third slower.
 type pricedRow struct {
 	ClaimID               string `parquet:"claim_id,optional"`
-	LineNumber            string `parquet:"line_number,optional"`
+	LineNumber            int64  `parquet:"line_number"`
 	VendorID              string `parquet:"vendor_id,optional"`
 	MemberID              string `parquet:"member_id,optional"`
 	ProviderNPI           string `parquet:"provider_npi,optional"`
@@ -47,10 +47,12 @@ type pricedRow struct {
 	Flags                 string `parquet:"flags,optional"`
 }
 
-// exceptionRow is one row of exceptions.parquet (ExceptionSchema).
+// exceptionRow is one row of exceptions.parquet (ExceptionSchema): the
+// typed input columns are null where the input did not parse, and the
+// *_raw columns hold that input (see RawColumns).
 type exceptionRow struct {
 	ClaimID         string `parquet:"claim_id,optional"`
-	LineNumber      string `parquet:"line_number,optional"`
+	LineNumber      *int64 `parquet:"line_number"`
 	SourceFile      string `parquet:"source_file,optional"`
 	SourceRow       int64  `parquet:"source_row"`
 	Code            string `parquet:"code,optional"`
@@ -64,10 +66,40 @@ type exceptionRow struct {
 	Specialty       string `parquet:"specialty,optional"`
 	VisitKind       string `parquet:"visit_kind,optional"`
 	PlaceOfService  string `parquet:"place_of_service,optional"`
-	ServiceDate     string `parquet:"service_date,optional"`
-	Units           string `parquet:"units,optional"`
-	BilledAmount    string `parquet:"billed_amount,optional"`
+	ServiceDate     *int32 `parquet:"service_date,date"`
+	Units           *int64 `parquet:"units"`
+	BilledAmount    *int64 `parquet:"billed_amount,decimal(2:18)"`
 	PriorAuthNumber string `parquet:"prior_auth_number,optional"`
+	LineNumberRaw   string `parquet:"line_number_raw,optional"`
+	ServiceDateRaw  string `parquet:"service_date_raw,optional"`
+	UnitsRaw        string `parquet:"units_raw,optional"`
+	BilledAmountRaw string `parquet:"billed_amount_raw,optional"`
+}
+
+// newExceptionRow is the exceptions.parquet row of it for code.
+func newExceptionRow(it *claims.Item, code claims.Code, epoch int64) exceptionRow {
+	l, r := &it.Line, &it.Result
+	t := parseTyped(l, epoch)
+	opt := func(i int) *int64 {
+		if !t.ok[i] {
+			return nil
+		}
+		return &t.value[i]
+	}
+	var date *int32
+	if t.ok[1] {
+		d := int32(t.value[1])
+		date = &d
+	}
+	return exceptionRow{
+		ClaimID: l.Raw[claims.ClaimID], LineNumber: opt(0), SourceFile: l.Source.File,
+		SourceRow: l.Source.Row, Code: code.String(), Severity: code.Severity(),
+		Message: claimcsv.ExceptionMessage(r, code), VendorID: l.Raw[claims.VendorID], MemberID: l.Raw[claims.MemberID],
+		ProviderNPI: l.Raw[claims.ProviderNPI], CPTCode: l.Raw[claims.CPTCode], Modifiers: l.Raw[claims.Modifiers],
+		Specialty: l.Raw[claims.Specialty], VisitKind: l.Raw[claims.VisitKind], PlaceOfService: l.Raw[claims.PlaceOfService],
+		ServiceDate: date, Units: opt(2), BilledAmount: opt(3), PriorAuthNumber: l.Raw[claims.PriorAuthNumber],
+		LineNumberRaw: t.raw[0], ServiceDateRaw: t.raw[1], UnitsRaw: t.raw[2], BilledAmountRaw: t.raw[3],
+	}
 }
 
 // noBounds are the columns written without min/max (column index and chunk
@@ -124,7 +156,7 @@ func (w *ParquetGoWriter) Write(ctx context.Context, items []claims.Item) error 
 		l, r := &it.Line, &it.Result
 		if r.Priced() {
 			w.prows = append(w.prows, pricedRow{
-				ClaimID: l.Raw[claims.ClaimID], LineNumber: l.Raw[claims.LineNumber], VendorID: l.Raw[claims.VendorID],
+				ClaimID: l.Raw[claims.ClaimID], LineNumber: l.LineNumber, VendorID: l.Raw[claims.VendorID],
 				MemberID: l.Raw[claims.MemberID], ProviderNPI: l.Raw[claims.ProviderNPI], CPTCode: l.Raw[claims.CPTCode],
 				Modifiers: l.Raw[claims.Modifiers], Specialty: l.Raw[claims.Specialty], VisitKind: l.Raw[claims.VisitKind],
 				PlaceOfService: l.Raw[claims.PlaceOfService], ServiceDate: int32(int64(l.ServiceDate) - w.epoch),
@@ -138,15 +170,7 @@ func (w *ParquetGoWriter) Write(ctx context.Context, items []claims.Item) error 
 		}
 		w.codes = claimcsv.ExceptionCodes(w.codes[:0], r)
 		for _, code := range w.codes {
-			w.erows = append(w.erows, exceptionRow{
-				ClaimID: l.Raw[claims.ClaimID], LineNumber: l.Raw[claims.LineNumber], SourceFile: l.Source.File,
-				SourceRow: l.Source.Row, Code: code.String(), Severity: code.Severity(),
-				Message: claimcsv.ExceptionMessage(r, code), VendorID: l.Raw[claims.VendorID], MemberID: l.Raw[claims.MemberID],
-				ProviderNPI: l.Raw[claims.ProviderNPI], CPTCode: l.Raw[claims.CPTCode], Modifiers: l.Raw[claims.Modifiers],
-				Specialty: l.Raw[claims.Specialty], VisitKind: l.Raw[claims.VisitKind], PlaceOfService: l.Raw[claims.PlaceOfService],
-				ServiceDate: l.Raw[claims.ServiceDate], Units: l.Raw[claims.Units], BilledAmount: l.Raw[claims.BilledAmount],
-				PriorAuthNumber: l.Raw[claims.PriorAuthNumber],
-			})
+			w.erows = append(w.erows, newExceptionRow(it, code, w.epoch))
 		}
 	}
 	if _, err := w.pw.Write(w.prows); err != nil {

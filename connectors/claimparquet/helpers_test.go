@@ -7,7 +7,9 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/apache/arrow-go/v18/arrow"
@@ -19,6 +21,7 @@ import (
 	"github.com/apache/arrow-go/v18/parquet/pqarrow"
 
 	"github.com/repricer/repricer/claims"
+	"github.com/repricer/repricer/connectors/claimcsv"
 	"github.com/repricer/repricer/connectors/claimparquet"
 	"github.com/repricer/repricer/contracts"
 	"github.com/repricer/repricer/money"
@@ -283,4 +286,50 @@ func canonicalCols(t testing.TB, rows [][claims.NumFields]string) []testCol {
 
 func lineString(l *claims.Line) string {
 	return fmt.Sprintf("%+v", *l)
+}
+
+// exceptionText turns exception records, from the CSV file or read back
+// from Parquet (readTable), into comparable text: the *_raw columns fold
+// back into their typed column, and each typed column's value is written
+// the way the Parquet file types it when it parses (so "7" and " 7", or
+// "12.5" and "12.50", compare equal) and left as is when it does not.
+func exceptionText(t testing.TB, rows [][]string) [][]string {
+	t.Helper()
+	header := rows[0]
+	at := map[string]int{}
+	for i, n := range header {
+		at[n] = i
+	}
+	n := len(claimcsv.ExceptionColumns)
+	out := [][]string{header[:n]}
+	for _, r := range rows[1:] {
+		r = slices.Clone(r)
+		for _, name := range []string{"line_number", "service_date", "units", "billed_amount"} {
+			c := at[name]
+			if rc, ok := at[name+"_raw"]; ok && r[rc] != "" {
+				if r[c] != "" {
+					t.Fatalf("%s is %q and %s_raw %q: only one may be set", name, r[c], name, r[rc])
+				}
+				r[c] = r[rc]
+				continue
+			}
+			s := strings.TrimSpace(r[c])
+			switch name {
+			case "service_date":
+				if d, err := contracts.ParseDate(s); err == nil {
+					r[c] = d.String()
+				}
+			case "billed_amount":
+				if v, err := money.ParseCents(s); err == nil {
+					r[c] = v.String()
+				}
+			default:
+				if v, err := strconv.ParseInt(s, 10, 64); err == nil {
+					r[c] = strconv.FormatInt(v, 10)
+				}
+			}
+		}
+		out = append(out, r[:n])
+	}
+	return out
 }

@@ -19,6 +19,7 @@ const pageRows = 8 * 1024
 // batchEncoder appends values (TestWriterMatchesParquetGo checks them
 // against the parquet-go writer's files).
 const (
+	pLineNumber    = int(claims.LineNumber)
 	pServiceDate   = int(claims.ServiceDate)
 	pUnits         = int(claims.Units)
 	pBilled        = int(claims.BilledAmount)
@@ -29,7 +30,8 @@ const (
 	pRateValue     = pRateType + 1
 	pFlags         = pRateValue + 7
 
-	eRaw = 7 // exceptionRow's first raw input column, vendor_id
+	eRaw      = 7                                // exceptionRow's first input column, vendor_id
+	eTypedRaw = eRaw + int(claims.NumFields) - 2 // its first *_raw column
 )
 
 // FileWriter writes priced lines and exceptions as two Parquet files, with
@@ -179,26 +181,54 @@ func (e *batchEncoder) Encode(items []claims.Item) {
 			e.appendPriced(l, r)
 		}
 		e.codes = claimcsv.ExceptionCodes(e.codes[:0], r)
+		if len(e.codes) == 0 {
+			continue
+		}
+		t := parseTyped(l, e.epoch)
 		for _, code := range e.codes {
 			b := e.exc
 			b.String(0, l.Raw[claims.ClaimID])
-			b.String(1, l.Raw[claims.LineNumber])
+			e.typed(1, &t, 0)
 			b.String(2, l.Source.File)
 			b.Int64(3, l.Source.Row)
 			b.String(4, code.String())
 			b.String(5, code.Severity())
 			b.String(6, claimcsv.ExceptionMessage(r, code))
 			for f := claims.VendorID; f < claims.NumFields; f++ {
-				b.String(eRaw+int(f-claims.VendorID), l.Raw[f])
+				col := eRaw + int(f-claims.VendorID)
+				if i := typedIndex(f); i >= 0 {
+					e.typed(col, &t, i)
+					continue
+				}
+				b.String(col, l.Raw[f])
+			}
+			for i, raw := range t.raw {
+				b.String(eTypedRaw+i, raw)
 			}
 			b.EndRow()
 		}
 	}
 }
 
+// typed appends typed input i of t to exception column col.
+func (e *batchEncoder) typed(col int, t *typedInput, i int) {
+	switch {
+	case !t.ok[i]:
+		e.exc.Null(col)
+	case typedInputs[i] == claims.ServiceDate:
+		e.exc.Int32(col, int32(t.value[i]))
+	default:
+		e.exc.Int64(col, t.value[i])
+	}
+}
+
 func (e *batchEncoder) appendPriced(l *claims.Line, r *claims.Result) {
 	b := e.priced
 	for f := 0; f < pServiceDate; f++ {
+		if f == pLineNumber {
+			b.Int64(f, l.LineNumber)
+			continue
+		}
 		b.String(f, l.Raw[f])
 	}
 	b.Int32(pServiceDate, int32(int64(l.ServiceDate)-e.epoch))

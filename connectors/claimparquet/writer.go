@@ -35,21 +35,27 @@ func text(name string) arrow.Field {
 	return arrow.Field{Name: name, Type: arrow.BinaryTypes.String, Nullable: true}
 }
 
+// inputField is the typed field of input column f, or text.
+func inputField(f claims.Field, nullable bool) arrow.Field {
+	switch f {
+	case claims.LineNumber, claims.Units:
+		return arrow.Field{Name: f.String(), Type: arrow.PrimitiveTypes.Int64, Nullable: nullable}
+	case claims.ServiceDate:
+		return arrow.Field{Name: f.String(), Type: arrow.FixedWidthTypes.Date32, Nullable: nullable}
+	case claims.BilledAmount:
+		return arrow.Field{Name: f.String(), Type: moneyType(), Nullable: nullable}
+	}
+	return text(f.String())
+}
+
 // PricedSchema is the Arrow schema of the priced-lines file; its column
-// names and order are those of claimcsv.PricedColumns.
+// names and order are those of claimcsv.PricedColumns. Integers are INT64,
+// the service date DATE32, money DECIMAL(18,2) and rate values
+// DECIMAL(18,6).
 func PricedSchema() *arrow.Schema {
 	fs := make([]arrow.Field, 0, len(claimcsv.PricedColumns))
 	for f := claims.Field(0); f < claims.NumFields; f++ {
-		switch f {
-		case claims.ServiceDate:
-			fs = append(fs, arrow.Field{Name: f.String(), Type: arrow.FixedWidthTypes.Date32})
-		case claims.Units:
-			fs = append(fs, arrow.Field{Name: f.String(), Type: arrow.PrimitiveTypes.Int64})
-		case claims.BilledAmount:
-			fs = append(fs, arrow.Field{Name: f.String(), Type: moneyType()})
-		default:
-			fs = append(fs, text(f.String()))
-		}
+		fs = append(fs, inputField(f, false))
 	}
 	fs = append(fs,
 		text("contract_id"), text("contract_number"), text("rate_id"), text("rate_kind"),
@@ -65,16 +71,21 @@ func PricedSchema() *arrow.Schema {
 	return arrow.NewSchema(fs, nil)
 }
 
-// ExceptionSchema is the Arrow schema of the exceptions file; its column
-// names and order are those of claimcsv.ExceptionColumns.
+// ExceptionSchema is the Arrow schema of the exceptions file: the columns
+// of claimcsv.ExceptionColumns, then RawColumns. The input columns are
+// typed as in PricedSchema and null where the input was empty or did not
+// parse; the text that did not parse is in the *_raw column.
 func ExceptionSchema() *arrow.Schema {
 	fs := []arrow.Field{
-		text("claim_id"), text("line_number"), text("source_file"),
+		text("claim_id"), inputField(claims.LineNumber, true), text("source_file"),
 		{Name: "source_row", Type: arrow.PrimitiveTypes.Int64},
 		text("code"), text("severity"), text("message"),
 	}
 	for f := claims.VendorID; f < claims.NumFields; f++ {
-		fs = append(fs, text(f.String()))
+		fs = append(fs, inputField(f, true))
+	}
+	for _, n := range RawColumns {
+		fs = append(fs, text(n))
 	}
 	return arrow.NewSchema(fs, nil)
 }
@@ -223,7 +234,8 @@ type Writer struct {
 
 	// Typed builders of the priced file.
 	pDate                   *array.Date32Builder
-	pUnits, pPricedUnits    *array.Int64Builder
+	pLine, pUnits           *array.Int64Builder
+	pPricedUnits            *array.Int64Builder
 	pBilled, pRateValue     *array.Decimal128Builder
 	pMatch                  *array.Int32Builder
 	pMoney                  [5]*array.Decimal128Builder
@@ -264,6 +276,7 @@ func newWriter(priced, exceptions openTable) (*Writer, error) {
 		return nil, err
 	}
 	w := &Writer{priced: p, exc: e, pFirstResult: int(claims.NumFields), eFirstRaw: 7, epoch: epochDay()}
+	w.pLine = p.rb.Field(int(claims.LineNumber)).(*array.Int64Builder)
 	w.pDate = p.rb.Field(int(claims.ServiceDate)).(*array.Date32Builder)
 	w.pUnits = p.rb.Field(int(claims.Units)).(*array.Int64Builder)
 	w.pBilled = p.rb.Field(int(claims.BilledAmount)).(*array.Decimal128Builder)
@@ -341,6 +354,8 @@ func (w *Writer) appendPriced(it *claims.Item) {
 	l, r, t := &it.Line, &it.Result, w.priced
 	for f := claims.Field(0); f < claims.NumFields; f++ {
 		switch f {
+		case claims.LineNumber:
+			w.pLine.Append(l.LineNumber)
 		case claims.ServiceDate:
 			w.pDate.Append(arrow.Date32(int64(l.ServiceDate) - w.epoch))
 		case claims.Units:
@@ -369,15 +384,41 @@ func (w *Writer) appendPriced(it *claims.Item) {
 
 func (w *Writer) appendException(it *claims.Item, code claims.Code) {
 	l, r, t := &it.Line, &it.Result, w.exc
+	typed := parseTyped(l, w.epoch)
 	w.appendText(t, 0, l.Raw[claims.ClaimID])
-	w.appendText(t, 1, l.Raw[claims.LineNumber])
+	w.appendTyped(1, &typed, 0)
 	w.appendText(t, 2, l.Source.File)
 	w.eRow.Append(l.Source.Row)
 	w.appendText(t, 4, code.String())
 	w.appendText(t, 5, code.Severity())
 	w.appendText(t, 6, claimcsv.ExceptionMessage(r, code))
 	for f := claims.VendorID; f < claims.NumFields; f++ {
-		w.appendText(t, w.eFirstRaw+int(f-claims.VendorID), l.Raw[f])
+		col := w.eFirstRaw + int(f-claims.VendorID)
+		if i := typedIndex(f); i >= 0 {
+			w.appendTyped(col, &typed, i)
+			continue
+		}
+		w.appendText(t, col, l.Raw[f])
+	}
+	for i, raw := range typed.raw {
+		w.appendText(t, eTypedRaw+i, raw)
+	}
+}
+
+// appendTyped appends typed input i to exception column col.
+func (w *Writer) appendTyped(col int, typed *typedInput, i int) {
+	b := w.exc.rb.Field(col)
+	if !typed.ok[i] {
+		b.AppendNull()
+		return
+	}
+	switch b := b.(type) {
+	case *array.Int64Builder:
+		b.Append(typed.value[i])
+	case *array.Date32Builder:
+		b.Append(arrow.Date32(typed.value[i]))
+	case *array.Decimal128Builder:
+		b.Append(dec(typed.value[i]))
 	}
 }
 

@@ -2,7 +2,7 @@ package main
 
 import "strings"
 
-// matchSQL is the rate-candidate test of SPEC §3 step 3 for a line t and a
+// matchSQL is the rate-candidate test of docs/pricing.md step 3 for a line t and a
 // rate r: dates, modifier, specialty, visit kind and place of service (the
 // code is tested by each join).
 const matchSQL = `r.eff <= t.d AND (r.end_date IS NULL OR r.end_date >= t.d)
@@ -51,7 +51,7 @@ v AS (
   FROM l JOIN firsts f ON f.cid = l.cid AND f.line_number = l.line_number
   WHERE l.invalid_field IS NULL
 ),
--- SPEC §3.1: the vendor's priceable contracts in force on the date, else
+-- docs/pricing.md step 1: the vendor's priceable contracts in force on the date, else
 -- the one with the latest expiration before it.
 sel AS (
   SELECT v.seq,
@@ -84,7 +84,7 @@ lc2 AS (
   FROM lc LEFT JOIN contracts c ON c.cidx = lc.cidx
 ),
 todo AS (SELECT seq, cidx, cpt, mods, spec, vk, pos, d FROM lc2 WHERE code0 IS NULL),
--- SPEC §3.3 candidates: exact code, code range, or no code (specialty or
+-- docs/pricing.md step 3 candidates: exact code, code range, or no code (specialty or
 -- visit kind), each matching every populated criterion.
 cand AS (
   SELECT t.seq, r.* FROM todo t JOIN rates_exact r ON r.cidx = t.cidx AND r.cpt = t.cpt WHERE MATCH
@@ -105,7 +105,7 @@ ranked AS (
   WINDOW tie AS (PARTITION BY seq, priority, class, rs, re, optional, eff)
 ),
 best AS (SELECT * FROM ranked WHERE rn = 1),
--- SPEC §3.4-3.6: units, amount, lesser-of, authorization.
+-- docs/pricing.md steps 4-6: units, amount, lesser-of, authorization.
 p AS (
   SELECT lc2.*, b.rate_id, b.conflict, b.req_review,
     CASE WHEN b.seq IS NOT NULL THEN b.kind WHEN lc2.def_type IS NOT NULL THEN 'CONTRACT_DEFAULT' END AS rate_kind,
@@ -137,7 +137,7 @@ a AS (
     END AS pre
   FROM p
 ),
--- SPEC §4: stop loss per case (claim, contract) over the cases above
+-- docs/pricing.md step 7: stop loss per case (claim, contract) over the cases above
 -- their contract's stop loss; the largest remainders get the cents left.
 cases AS (
   SELECT cid, cidx, any_value(stop_loss) AS s, sum(pre) AS total

@@ -5,10 +5,12 @@
 //	func TestMain(m *testing.M) { pgtest.Main(m) }
 //
 // Main uses the server in DATABASE_URL when it is set (scripts/
-// with-postgres.sh sets it). Otherwise it starts one throwaway cluster for
-// the whole test binary from the installed server binaries (initdb, pg_ctl;
-// run as the "postgres" OS user when the tests run as root) and removes it
-// when the tests end.
+// with-postgres.sh sets it). Otherwise the first test that asks for a
+// server (ServerURL, NewDatabase, DB) starts one throwaway cluster for the
+// whole test binary from the installed server binaries (initdb, pg_ctl; run
+// as the "postgres" OS user when the tests run as root), sets DATABASE_URL
+// to it, and Main removes it when the tests end. A test binary none of
+// whose selected tests needs a database (go test -run Example) starts none.
 //
 // DB(t) then creates a fresh, migrated database for the test and drops it
 // at cleanup. When no server is available, DB skips the test — unless
@@ -30,6 +32,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -63,28 +66,56 @@ func Main(m *testing.M) {
 }
 
 func run(m *testing.M) int {
-	if os.Getenv(EnvURL) != "" {
-		return m.Run()
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	c, err := StartCluster(ctx)
-	cancel()
-	if err != nil {
-		if Required() {
-			fmt.Fprintf(os.Stderr, "pgtest: %s=1 but no PostgreSQL: %v\n", EnvRequire, err)
-			return 1
-		}
-		fmt.Fprintf(os.Stderr, "pgtest: no PostgreSQL, database tests will be skipped: %v\n", err)
-		return m.Run()
-	}
-	if err := os.Setenv(EnvURL, c.URL()); err != nil {
-		fmt.Fprintf(os.Stderr, "pgtest: %v\n", err)
-		c.Stop()
-		return 1
-	}
+	server.mu.Lock()
+	server.managed = os.Getenv(EnvURL) == ""
+	server.mu.Unlock()
 	code := m.Run()
-	c.Stop()
+	server.mu.Lock()
+	defer server.mu.Unlock()
+	if server.cluster != nil {
+		server.cluster.Stop()
+		server.cluster = nil
+	}
 	return code
+}
+
+// server is the test binary's lazily started cluster. It is the one piece
+// of package state: a test binary has one server, shared by its tests, and
+// Main must find it to stop it.
+var server struct {
+	mu      sync.Mutex
+	managed bool   // Main runs the tests and DATABASE_URL was unset
+	tried   bool   // the cluster was started, or failed to start
+	url     string // the started cluster's URL
+	err     error  // why it did not start
+	cluster *Cluster
+}
+
+// serverURL returns DATABASE_URL, or under Main the lazily started
+// cluster's URL ("" and why when there is no server).
+func serverURL() (string, error) {
+	server.mu.Lock()
+	defer server.mu.Unlock()
+	if !server.managed {
+		if u := os.Getenv(EnvURL); u != "" {
+			return u, nil
+		}
+		return "", errors.New(EnvURL + " is not set")
+	}
+	if !server.tried {
+		server.tried = true
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		c, err := StartCluster(ctx)
+		cancel()
+		if err == nil {
+			err = os.Setenv(EnvURL, c.URL()) // for code under test that reads it
+			server.cluster, server.url = c, c.URL()
+		}
+		if err != nil {
+			server.err = fmt.Errorf("cannot start a throwaway cluster: %w", err)
+		}
+	}
+	return server.url, server.err
 }
 
 // unavailable skips or fails t because there is no server.
@@ -100,9 +131,9 @@ func unavailable(t testing.TB, why string) {
 // there is none.
 func ServerURL(t testing.TB) string {
 	t.Helper()
-	u := os.Getenv(EnvURL)
-	if u == "" {
-		unavailable(t, EnvURL+" is not set")
+	u, err := serverURL()
+	if err != nil {
+		unavailable(t, err.Error())
 	}
 	return u
 }

@@ -53,7 +53,8 @@ func (k Kind) encoding() format.Encoding {
 type Column struct {
 	Name string
 	Kind Kind
-	// Optional columns write an empty byte array as null.
+	// Optional columns may hold nulls: an empty byte array is null, and
+	// integer columns take Null.
 	Optional bool
 	// Bounds says whether min/max go into the chunk statistics and the
 	// column index.
@@ -68,8 +69,9 @@ type Schema struct {
 }
 
 // SchemaOf derives a flat schema from a parquet-go struct model (see
-// parquet.SchemaOf): byte-array columns must be optional, integer columns
-// required. Columns named in noBounds get no min/max.
+// parquet.SchemaOf): byte-array columns must be optional; integer columns
+// may be either (a pointer field is optional). Columns named in noBounds get
+// no min/max.
 func SchemaOf(model any, noBounds ...string) (*Schema, error) {
 	ps := parquet.SchemaOf(model)
 	s := &Schema{elements: []format.SchemaElement{{Name: ps.Name(), NumChildren: thrift.New(int32(len(ps.Fields())))}}}
@@ -89,8 +91,8 @@ func SchemaOf(model any, noBounds ...string) (*Schema, error) {
 		default:
 			return nil, fmt.Errorf("pqwrite: column %s has unsupported type %s", f.Name(), t)
 		}
-		if c.Optional != (c.Kind == ByteArray) {
-			return nil, fmt.Errorf("pqwrite: column %s: byte arrays must be optional and integers required", f.Name())
+		if c.Kind == ByteArray && !c.Optional {
+			return nil, fmt.Errorf("pqwrite: column %s: byte arrays must be optional", f.Name())
 		}
 		rep := format.Required
 		if c.Optional {
@@ -202,21 +204,27 @@ func (b *Batch) Reset() {
 	b.rows, b.prows, b.data, b.bnd = 0, b.prows[:0], b.data[:0], b.bnd[:0]
 }
 
-// String appends v to byte-array column col; "" is null.
-func (b *Batch) String(col int, v string) {
+// Null appends a null to optional column col.
+func (b *Batch) Null(col int) {
 	c := &b.cols[col]
 	// Definition levels are kept from the page's first null on: most
 	// pages of most columns have none.
-	if v == "" {
-		if c.nulls == 0 {
-			for range b.rows {
-				c.defs = append(c.defs, 1)
-			}
+	if c.nulls == 0 {
+		for range b.rows {
+			c.defs = append(c.defs, 1)
 		}
-		c.defs = append(c.defs, 0)
-		c.nulls++
+	}
+	c.defs = append(c.defs, 0)
+	c.nulls++
+}
+
+// String appends v to byte-array column col; "" is null.
+func (b *Batch) String(col int, v string) {
+	if v == "" {
+		b.Null(col)
 		return
 	}
+	c := &b.cols[col]
 	if c.nulls > 0 {
 		c.defs = append(c.defs, 1)
 	}
@@ -242,6 +250,9 @@ func (b *Batch) String(col int, v string) {
 // Int32 appends v to INT32 column col.
 func (b *Batch) Int32(col int, v int32) {
 	c := &b.cols[col]
+	if c.nulls > 0 {
+		c.defs = append(c.defs, 1)
+	}
 	c.i32 = append(c.i32, v)
 	b.bound(c, int64(v))
 }
@@ -249,6 +260,9 @@ func (b *Batch) Int32(col int, v int32) {
 // Int64 appends v to INT64 column col.
 func (b *Batch) Int64(col int, v int64) {
 	c := &b.cols[col]
+	if c.nulls > 0 {
+		c.defs = append(c.defs, 1)
+	}
 	c.i64 = append(c.i64, v)
 	b.bound(c, v)
 }

@@ -1,4 +1,4 @@
-package main
+package load_test
 
 import (
 	"context"
@@ -19,12 +19,25 @@ import (
 	"github.com/repricer/repricer/connectors/postgres"
 	"github.com/repricer/repricer/connectors/postgres/pgtest"
 	"github.com/repricer/repricer/contracts"
+	"github.com/repricer/repricer/load"
 	"github.com/repricer/repricer/rates"
 	"github.com/repricer/repricer/synth"
 )
 
+func TestMain(m *testing.M) { pgtest.Main(m) }
+
+const (
+	sampleContracts = "../testdata/sample/contracts"
+	sampleClaims    = "../testdata/sample/claims.csv"
+)
+
+// stream is load.Stream with the engine options and a statement timeout.
+func stream(ctx context.Context, src string, timeout time.Duration, opts rates.Options) (*rates.Engine, string, error) {
+	return load.Stream(ctx, src, load.Options{Rates: opts, Postgres: postgres.Options{StatementTimeout: timeout}})
+}
+
 // TestStreamedBundleMatchesWholeLoad checks that building the engine while
-// reading a bundle's rates (streamEngine) gives exactly what loading the
+// reading a bundle's rates (load.Stream) gives exactly what loading the
 // whole schedule, validating it and indexing it gives: the same issues,
 // rejections and fingerprint, and the same price for every line.
 func TestStreamedBundleMatchesWholeLoad(t *testing.T) {
@@ -70,9 +83,9 @@ func TestStreamedBundleMatchesWholeLoad(t *testing.T) {
 			if err := bundle.Write(ctx, dir, &sorted); err != nil {
 				t.Fatal(err)
 			}
-			streamed, _, err := streamEngine(ctx, dir, 0, tt.opts)
+			streamed, _, err := stream(ctx, dir, 0, tt.opts)
 			if err != nil {
-				t.Fatalf("streamEngine: %v", err)
+				t.Fatalf("load.Stream: %v", err)
 			}
 			whole, err := bundle.Read(ctx, dir)
 			if err != nil {
@@ -107,14 +120,14 @@ func TestStreamedBundleMatchesWholeLoad(t *testing.T) {
 	}
 }
 
-// TestLoadEngineFallsBackForUnsortedRates checks that a bundle whose rates
+// TestEngineFallsBackForUnsortedRates checks that a bundle whose rates
 // are not in rate_id order is loaded whole, with the same result.
-func TestLoadEngineFallsBackForUnsortedRates(t *testing.T) {
+func TestEngineFallsBackForUnsortedRates(t *testing.T) {
 	ctx := context.Background()
-	if _, _, err := streamEngine(ctx, sampleContracts, 0, rates.Options{}); !errors.Is(err, errUnsorted) {
-		t.Fatalf("streamEngine of the sample (ids 1001..14004 in file order): %v, want errUnsorted", err)
+	if _, _, err := stream(ctx, sampleContracts, 0, rates.Options{}); !errors.Is(err, load.ErrUnsorted) {
+		t.Fatalf("load.Stream of the sample (ids 1001..14004 in file order): %v, want ErrUnsorted", err)
 	}
-	e, desc, err := loadEngine(ctx, sampleContracts, 0, rates.Options{})
+	e, desc, err := load.Engine(ctx, sampleContracts, load.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -124,7 +137,7 @@ func TestLoadEngineFallsBackForUnsortedRates(t *testing.T) {
 	}
 	want := rates.New(contracts.Validate(s), rates.Options{})
 	if desc != "bundle:"+sampleContracts || e.Schedule().Fingerprint != want.Schedule().Fingerprint || e.NumRates() != want.NumRates() {
-		t.Errorf("loadEngine: %s, fingerprint %s, %d rates; want %s, %d rates", desc, e.Schedule().Fingerprint, e.NumRates(),
+		t.Errorf("load.Engine: %s, fingerprint %s, %d rates; want %s, %d rates", desc, e.Schedule().Fingerprint, e.NumRates(),
 			want.Schedule().Fingerprint, want.NumRates())
 	}
 }
@@ -180,22 +193,32 @@ func priceAll(e *rates.Engine, lines []claims.Item) []string {
 // loading the whole schedule.
 func TestStreamedDatabaseMatchesWholeLoad(t *testing.T) {
 	ctx := context.Background()
-	clean := cleanSample(t, filepath.Join(t.TempDir(), "clean"))
-	url := pgtest.NewDatabase(t)
-	for _, args := range [][]string{{"db", "migrate", "--db", url}, {"contracts", "import", "--from", clean, "--to", url}} {
-		if status, _, stderr := runCLI(t, args...); status != 0 {
-			t.Fatalf("%s: %s", args[0], stderr)
-		}
-	}
-	streamed, _, err := streamEngine(ctx, url, time.Minute, rates.Options{})
-	if err != nil {
-		t.Fatalf("streamEngine: %v (the database returns rates in rate_id order)", err)
-	}
-	s, err := postgres.LoadURL(ctx, url, postgres.Options{})
+	s, err := bundle.Read(ctx, sampleContracts)
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := rates.New(contracts.Validate(s), rates.Options{})
+	// Without the rows the database refuses (an overlapping contract and
+	// malformed rates).
+	refused := map[string]bool{"C008": true, "8001": true, "2008": true, "4006": true, "10006": true, "14004": true, "14005": true}
+	s.Contracts = slices.DeleteFunc(s.Contracts, func(c contracts.Contract) bool { return refused[c.ID] })
+	s.Rates = slices.DeleteFunc(s.Rates, func(r contracts.Rate) bool { return refused[r.ID] })
+	url := pgtest.NewDatabase(t)
+	db := pgtest.Open(t, url)
+	if err := postgres.Migrate(ctx, db.DB); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := postgres.Import(ctx, db, s); err != nil {
+		t.Fatal(err)
+	}
+	streamed, _, err := stream(ctx, url, time.Minute, rates.Options{})
+	if err != nil {
+		t.Fatalf("load.Stream: %v (the database returns rates in rate_id order)", err)
+	}
+	stored, err := postgres.LoadURL(ctx, url, postgres.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := rates.New(contracts.Validate(stored), rates.Options{})
 	if !reflect.DeepEqual(streamed.Schedule(), want.Schedule()) || streamed.NumRates() != want.NumRates() || want.NumRates() == 0 {
 		t.Errorf("streamed: %d rates, fingerprint %s; whole: %d rates, fingerprint %s",
 			streamed.NumRates(), streamed.Schedule().Fingerprint, want.NumRates(), want.Schedule().Fingerprint)
