@@ -9,6 +9,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"runtime/pprof"
 	"strings"
 
 	"github.com/apache/beam/sdks/v2/go/pkg/beam"
@@ -24,6 +25,17 @@ func (l *listFlag) String() string     { return strings.Join(*l, ",") }
 func (l *listFlag) Set(v string) error { *l = append(*l, v); return nil }
 
 func main() {
+	if err := run(); err != nil {
+		fmt.Fprintln(os.Stderr, "repricer-beam:", err)
+		var ue *reprice.UsageError
+		if errors.As(err, &ue) {
+			os.Exit(2)
+		}
+		os.Exit(1)
+	}
+}
+
+func run() error {
 	var cfg reprice.Config
 	var claimPatterns, mapping listFlag
 	flag.StringVar(&cfg.Contracts, "contracts", os.Getenv("DATABASE_URL"), "contract bundle `DIR` (the same path on every worker) or a postgres:// URL without a password (default: $DATABASE_URL)")
@@ -32,6 +44,7 @@ func main() {
 	flag.StringVar(&cfg.Format, "format", "csv", "format of the priced and exception files: csv or parquet")
 	flag.StringVar(&cfg.SystemDefaultRate, "system-default-rate", "", "rate for lines no contract rate or contract default covers, e.g. Percentage:60 or Amount:25.00")
 	flag.Var(&mapping, "map", "input column mapping `CANONICAL=NAME`; repeat for several")
+	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of this process to `FILE` (with the in-process Prism runner, the whole run)")
 	flag.Parse()
 	beam.Init()
 
@@ -42,28 +55,30 @@ func main() {
 			k, v, ok := strings.Cut(m, "=")
 			k, v = strings.ToLower(strings.TrimSpace(k)), strings.TrimSpace(v)
 			if !ok || k == "" || v == "" {
-				fail(&reprice.UsageError{Err: fmt.Errorf("--map %q: want CANONICAL=NAME", m)})
+				return &reprice.UsageError{Err: fmt.Errorf("--map %q: want CANONICAL=NAME", m)}
 			}
 			cfg.Mapping[k] = v
 		}
 	}
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			return err
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
+	}
 	ctx := context.Background()
 	job, err := reprice.Build(ctx, cfg)
 	if err != nil {
-		fail(err)
+		return err
 	}
 	if err := beamx.Run(ctx, job.Pipeline); err != nil {
 		job.Cleanup(ctx)
-		fail(fmt.Errorf("the pipeline failed and published nothing: %w", err))
+		return fmt.Errorf("the pipeline failed and published nothing: %w", err)
 	}
 	fmt.Fprintf(os.Stderr, "priced %d claim files; summary in %s\n", len(job.Files), job.Summary)
-}
-
-func fail(err error) {
-	fmt.Fprintln(os.Stderr, "repricer-beam:", err)
-	var ue *reprice.UsageError
-	if errors.As(err, &ue) {
-		os.Exit(2)
-	}
-	os.Exit(1)
+	return nil
 }
