@@ -12,6 +12,7 @@ import (
 	"hash"
 	"io"
 	"slices"
+	"sort"
 	"strconv"
 	"strings"
 
@@ -210,6 +211,17 @@ func (fn *priceFn) Setup(ctx context.Context) error {
 	return nil
 }
 
+// StartBundle drops the files of a bundle that failed before finishing, if
+// the runner reuses the instance: they are never published, and the finish
+// step or the program removes them with the temporary folder.
+func (fn *priceFn) StartBundle(_ context.Context, _ func(string)) {
+	if fn.out != nil {
+		fn.pf.Close()
+		fn.ef.Close()
+		fn.out = nil
+	}
+}
+
 func (fn *priceFn) ProcessElement(ctx context.Context, key string, lines func(*[]byte) bool, _ func(string)) error {
 	// The lines of one claim, in input order (file, then row): the first
 	// of two lines with one line number is the one priced, as in a
@@ -224,7 +236,8 @@ func (fn *priceFn) ProcessElement(ctx context.Context, key string, lines func(*[
 		}
 		fn.files = append(fn.files, file)
 	}
-	items := inputOrder(fn.items, fn.files)
+	sort.Sort(inputOrder{fn.items, fn.files})
+	items := fn.items
 	fn.pricer.PriceClaim(items)
 	if fn.out == nil {
 		if err := fn.open(ctx); err != nil {
@@ -238,20 +251,20 @@ func (fn *priceFn) ProcessElement(ctx context.Context, key string, lines func(*[
 	return nil
 }
 
-// inputOrder sorts items, whose files' indexes are files, by file and row.
-func inputOrder(items []claims.Item, files []int) []claims.Item {
-	idx := make([]int, len(items))
-	for i := range idx {
-		idx[i] = i
-	}
-	slices.SortFunc(idx, func(a, b int) int {
-		return cmp.Or(cmp.Compare(files[a], files[b]), cmp.Compare(items[a].Line.Source.Row, items[b].Line.Source.Row))
-	})
-	out := make([]claims.Item, len(items))
-	for k, i := range idx {
-		out[k] = items[i]
-	}
-	return out
+// inputOrder sorts a claim's lines by file and row: files[i] is the index
+// of the file of items[i].
+type inputOrder struct {
+	items []claims.Item
+	files []int
+}
+
+func (o inputOrder) Len() int { return len(o.items) }
+func (o inputOrder) Less(i, j int) bool {
+	return cmp.Or(cmp.Compare(o.files[i], o.files[j]), cmp.Compare(o.items[i].Line.Source.Row, o.items[j].Line.Source.Row)) < 0
+}
+func (o inputOrder) Swap(i, j int) {
+	o.items[i], o.items[j] = o.items[j], o.items[i]
+	o.files[i], o.files[j] = o.files[j], o.files[i]
 }
 
 // open starts the bundle's shard files.
