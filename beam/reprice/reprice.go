@@ -18,7 +18,6 @@ import (
 	"fmt"
 	"net/url"
 	"path"
-	"path/filepath"
 	"reflect"
 	"slices"
 	"strings"
@@ -120,6 +119,8 @@ func Build(ctx context.Context, cfg Config) (*Job, error) {
 	if err != nil {
 		return nil, fmt.Errorf("load contracts: %w", err)
 	}
+	// The engine is built here only for the summary's rate count (the
+	// rates it indexes), which must be the one `repricer reprice` reports.
 	eng := rates.New(v, opts)
 	var issues strings.Builder
 	if err := pipeline.WriteScheduleIssues(&issues, v.Issues); err != nil {
@@ -227,10 +228,10 @@ func matchClaims(ctx context.Context, patterns []string) ([]string, error) {
 	return files, nil
 }
 
-func isCSV(name string) bool { return strings.EqualFold(filepath.Ext(name), ".csv") }
+func isCSV(name string) bool { return strings.EqualFold(path.Ext(name), ".csv") }
 
 func isParquet(name string) bool {
-	switch strings.ToLower(filepath.Ext(name)) {
+	switch strings.ToLower(path.Ext(name)) {
 	case ".parquet", ".pq":
 		return true
 	}

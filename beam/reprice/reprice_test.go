@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/csv"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -429,6 +430,45 @@ func TestGenerated(t *testing.T) {
 				t.Fatal(err)
 			}
 			sameRun(t, want, out, format)
+		})
+	}
+}
+
+// TestBuildRefuses: configurations that cannot work are usage errors
+// before anything runs, and a password never goes into the job.
+func TestBuildRefuses(t *testing.T) {
+	txt := filepath.Join(t.TempDir(), "claims.txt")
+	if err := os.WriteFile(txt, []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ok := Config{Contracts: sampleContracts, Claims: []string{sampleClaims}, Out: t.TempDir()}
+	tests := []struct {
+		name string
+		edit func(*Config)
+		want string
+	}{
+		{"no claims", func(c *Config) { c.Claims = nil }, "no claim files"},
+		{"nothing matches", func(c *Config) { c.Claims = []string{"../../testdata/sample/nothing-*.csv"} }, "no file matches"},
+		{"unknown extension", func(c *Config) { c.Claims = []string{txt} }, "unknown extension"},
+		{"matched twice", func(c *Config) { c.Claims = []string{sampleClaims, sampleClaims} }, "matched twice"},
+		{"format", func(c *Config) { c.Format = "arrow" }, "unknown output format"},
+		{"no output", func(c *Config) { c.Out = "" }, "no output prefix"},
+		{"system default", func(c *Config) { c.SystemDefaultRate = "Fee:1" }, "Fee"},
+		{"password in URL", func(c *Config) { c.Contracts = "postgres://u:secret@db/contracts" }, "PGPASSWORD"},
+		{"password parameter", func(c *Config) { c.Contracts = "postgres://u@db/contracts?password=secret" }, "PGPASSWORD"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := ok
+			tc.edit(&cfg)
+			_, err := Build(context.Background(), cfg)
+			var ue *UsageError
+			if !errors.As(err, &ue) || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("error %v, want a *UsageError saying %q", err, tc.want)
+			}
+			if strings.Contains(err.Error(), "secret") {
+				t.Errorf("the error shows the password: %v", err)
+			}
 		})
 	}
 }
