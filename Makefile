@@ -4,13 +4,14 @@ BIN     := bin/repricer
 SAMPLE  := testdata/sample
 OUT     ?= out/sample
 
-.PHONY: help demo build test test-short test-race vet fuzz bench bench-core clean
+.PHONY: help demo build test test-short test-race test-beam vet fuzz bench bench-core clean
 
 help:
 	@echo "make demo        reprice the bundled sample claims into $(OUT)/"
 	@echo "make test        run every test (starts a throwaway PostgreSQL when DATABASE_URL is unset)"
 	@echo "make test-short  unit tests only, no database"
 	@echo "make test-race   the concurrent packages under the race detector"
+	@echo "make test-beam   the Apache Beam pipeline (beam/, its own module) on Beam's Prism runner"
 	@echo "make bench       micro-benchmarks plus the end-to-end benchmark against DuckDB (bench/run.sh)"
 	@echo "make bench-core  micro-benchmarks only (go test -bench)"
 	@echo "make fuzz        run every fuzz target for FUZZTIME (default 10s) each"
@@ -34,6 +35,12 @@ test-short:
 # The concurrent parts under the race detector (short mode: no database).
 test-race:
 	$(GO) test -race -short ./pipeline/ ./rates/ ./connectors/claimcsv/ ./connectors/claimparquet/ ./nightly/ ./adjust/ ./internal/... .
+
+# The Beam pipeline is its own module (beam/), so that the repricer binary
+# keeps its small dependency set; its tests run it on Prism, in-process,
+# against the repricer binary on the same inputs.
+test-beam:
+	cd beam && $(GO) vet ./... && $(GO) test ./...
 
 vet:
 	$(GO) vet ./...
