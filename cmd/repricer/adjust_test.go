@@ -175,6 +175,8 @@ func TestRunsLedgerFile(t *testing.T) {
 	for _, args := range [][]string{{"show", "--ledger", ledger, "nope"}, {"show", "--ledger", ledger}, {"list"}} {
 		t.Setenv("REPRICER_LEDGER", "")
 		t.Setenv("DATABASE_URL", "")
+		t.Setenv("XDG_STATE_HOME", "") // no default ledger either
+		t.Setenv("HOME", "")
 		if status, _, stderr := runCLI(t, append([]string{"runs"}, args...)...); status != 2 {
 			t.Errorf("runs %v: exit %d, want 2 (%s)", args, status, stderr)
 		}

@@ -37,8 +37,12 @@ Examples:
   repricer runs show --ledger out/ledger.jsonl 20240705T101500Z-3f2a9c1e`,
 		Subcommands: []*cli.Command{
 			{
-				Name:         "list",
-				Usage:        "one line per run: id, start, line counts, net payable, fingerprint, inputs, output folder",
+				Name:  "list",
+				Usage: "one line per run: id, start, line counts, net payable, fingerprint, inputs, output folder",
+				Description: `Lists the runs of the ledger in the order they were recorded (a run recorded
+twice is listed once, with its last record); --json prints the records. A
+ledger file's lines that are not whole records (a write that failed) are
+skipped with a warning.`,
 				OnUsageError: onUsageError,
 				Flags:        []cli.Flag{ledger, asJSON, dbTimeoutFlag()},
 				Action: func(c *cli.Context) error {
@@ -67,8 +71,10 @@ Examples:
 				},
 			},
 			{
-				Name:         "show",
-				Usage:        "a run's ledger entry: when, inputs and checksums, reference fingerprint, counts, totals, output",
+				Name:  "show",
+				Usage: "a run's ledger entry: when, inputs and checksums, reference fingerprint, counts, totals, output",
+				Description: `Shows the ledger entry of RUN_ID (as runs list or reprice print it): what
+reprice --compare-run RUN_ID compares with.`,
 				ArgsUsage:    "RUN_ID",
 				OnUsageError: onUsageError,
 				Flags:        []cli.Flag{ledger, asJSON, dbTimeoutFlag()},
