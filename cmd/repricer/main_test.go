@@ -27,6 +27,10 @@ func TestMain(m *testing.M) {
 		os.Args = append([]string{"repricer"}, os.Args[2:]...) // drop the test binary's "-test.run=^$"
 		main()
 	}
+	// Runs that name no ledger record to the default one in the user's
+	// state folder: in tests, one under the temporary folder, never the
+	// user's own.
+	os.Setenv("XDG_STATE_HOME", filepath.Join(os.TempDir(), "repricer-test-state"))
 	pgtest.Main(m)
 }
 
