@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strconv"
 	"strings"
 
 	"github.com/jmoiron/sqlx"
@@ -12,6 +13,7 @@ import (
 	"github.com/repricer/repricer/connectors/businesscentral"
 	"github.com/repricer/repricer/connectors/postgres"
 	"github.com/repricer/repricer/contracts"
+	"github.com/repricer/repricer/report"
 )
 
 // SyncSummary is the Business Central sync in the manifest and the logs:
@@ -135,4 +137,26 @@ func syncBC(ctx context.Context, cl *businesscentral.Client, store StateStore, f
 			sum.Failed, sum.Conflicts, strings.Join(names, ", "))}
 	}
 	return sum, nil
+}
+
+// syncSection is the sync's table in report.html: none when the sync did
+// not run.
+func syncSection(s *SyncSummary) []report.Section {
+	if s == nil {
+		return nil
+	}
+	n := strconv.Itoa
+	rows := [][2]string{
+		{"Contracts", n(s.Contracts)}, {"Created", n(s.Created)}, {"Updated", n(s.Updated)},
+		{"Unchanged", n(s.Unchanged)}, {"Skipped (rejected by validation)", n(s.Skipped)},
+		{"Conflicts", n(s.Conflicts)}, {"Failed", n(s.Failed)},
+		{"Removed from the schedule (left in Business Central)", n(s.Removed)}, {"Not synced", n(s.NotSynced)},
+		{"Rates created", n(s.RatesCreated)}, {"Rates updated", n(s.RatesUpdated)}, {"Rates deleted", n(s.RatesDeleted)},
+		{"Requests (retries)", strconv.FormatInt(s.Requests, 10) + " (" + strconv.FormatInt(s.Retries, 10) + ")"},
+	}
+	note := ""
+	if s.Stopped != "" {
+		note = "The sync stopped before every contract was done: " + s.Stopped
+	}
+	return []report.Section{{Title: "Business Central sync", Rows: rows, Note: note}}
 }

@@ -265,7 +265,9 @@ func Run(ctx context.Context, cfg *Config, opts Options) (res *Result, err error
 				return nil, fmt.Errorf("report: %w", err)
 			}
 		}
-		if err := writeAside(plan.OutDir, report.File, func(w io.Writer) error { return report.Write(w, sum, examples) }); err != nil {
+		if err := writeAside(plan.OutDir, report.File, func(w io.Writer) error {
+			return report.Write(w, sum, examples, syncSection(syncSum)...)
+		}); err != nil {
 			return nil, fmt.Errorf("report: %w", err)
 		}
 		files = append(files, report.File)

@@ -49,12 +49,23 @@ type Error struct{ Err error }
 func (e *Error) Error() string { return "report: " + e.Err.Error() }
 func (e *Error) Unwrap() error { return e.Err }
 
-// Write renders the report of s, with the example exception rows, to w.
-func Write(w io.Writer, s *pipeline.Summary, examples []ExceptionExample) error {
+// Section is a table of its own in the report, for what ran beside the
+// repricing: the nightly job's Business Central sync, for example.
+type Section struct {
+	Title string
+	Rows  [][2]string // label, value
+	Note  string      // shown under the table, e.g. why a step stopped
+}
+
+// Write renders the report of s, with the example exception rows and any
+// extra sections, to w.
+func Write(w io.Writer, s *pipeline.Summary, examples []ExceptionExample, sections ...Section) error {
 	if s == nil {
 		return &Error{Err: fmt.Errorf("no summary")}
 	}
-	if err := page.Execute(w, build(s, examples)); err != nil {
+	v := build(s, examples)
+	v.Sections = sections
+	if err := page.Execute(w, v); err != nil {
 		return &Error{Err: err}
 	}
 	return nil
@@ -91,6 +102,7 @@ type view struct {
 	CodeRows   []codeRow
 	Examples   []ExceptionExample
 	NContracts int
+	Sections   []Section
 }
 
 type link struct{ Name, Description string }
@@ -301,6 +313,12 @@ svg text { font-size: 13px; font-family: system-ui, sans-serif; }
 </div>
 {{template "chart" .Lines}}
 
+{{range .Sections}}<h2>{{.Title}}</h2>
+<table>
+{{range .Rows}}<tr><td>{{index . 0}}</td><td class="n">{{index . 1}}</td></tr>
+{{end}}</table>
+{{with .Note}}<p class="muted">{{.}}</p>{{end}}
+{{end}}
 <h2>Exceptions by code and severity</h2>
 {{if .CodeRows}}{{template "chart" .Codes}}
 <table>

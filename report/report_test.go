@@ -53,10 +53,10 @@ func sampleExamples() []report.ExceptionExample {
 	}
 }
 
-func render(t *testing.T, s *pipeline.Summary, ex []report.ExceptionExample) string {
+func render(t *testing.T, s *pipeline.Summary, ex []report.ExceptionExample, sections ...report.Section) string {
 	t.Helper()
 	var buf bytes.Buffer
-	if err := report.Write(&buf, s, ex); err != nil {
+	if err := report.Write(&buf, s, ex, sections...); err != nil {
 		t.Fatal(err)
 	}
 	return buf.String()
@@ -85,6 +85,10 @@ func TestWrite(t *testing.T) {
 		{"no timings (reruns give the same bytes)", full, nil, []string{"1.5"}},
 		{"empty run", empty, []string{"No exceptions.", "No examples.", `href="priced.parquet"`}, nil},
 		{"books not balanced", render(t, unbalanced, nil), []string{"NOT balanced"}, nil},
+		{"a section of its own (the Business Central sync)", render(t, sampleSummary(), nil,
+			report.Section{Title: "Business Central sync", Rows: [][2]string{{"Created", "12"}, {"Removed <x>", "1"}}, Note: "stopped: SIGTERM received"}),
+			[]string{"<h2>Business Central sync</h2>", "<td>Created</td><td class=\"n\">12</td>", "Removed &lt;x&gt;", "stopped: SIGTERM received"}, nil},
+		{"no section unless given", full, nil, []string{"Business Central"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
