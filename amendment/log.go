@@ -1,9 +1,7 @@
 package amendment
 
 import (
-	"bufio"
 	"context"
-	"encoding/csv"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -138,13 +136,13 @@ func parseLogDate(path string, row int, col string, rec map[string]string) (cont
 // Write writes the log into the bundle folder dir (amendments.csv and
 // amendment_rates.csv), each file written aside and renamed into place.
 func (l *Log) Write(ctx context.Context, dir string) error {
-	if err := writeCSV(ctx, filepath.Join(dir, LogFile), LogColumns, len(l.Amendments), func(i int) []string {
+	if err := bundle.WriteCSVFile(ctx, filepath.Join(dir, LogFile), LogColumns, len(l.Amendments), func(i int) []string {
 		r := &l.Amendments[i]
 		return []string{r.ID, r.ContractID, r.Reason, r.AmendmentDate.String(), r.EffectiveDate.String(), strconv.FormatBool(r.Retroactive)}
 	}); err != nil {
 		return err
 	}
-	return writeCSV(ctx, filepath.Join(dir, LogRatesFile), LogRatesColumns, len(l.Rates), func(i int) []string {
+	return bundle.WriteCSVFile(ctx, filepath.Join(dir, LogRatesFile), LogRatesColumns, len(l.Rates), func(i int) []string {
 		r := &l.Rates[i]
 		return []string{r.AmendmentID, r.RateID, r.Action, dateText(r.PreviousEnd), dateText(r.NewEnd)}
 	})
@@ -155,46 +153,6 @@ func dateText(d contracts.Date) string {
 		return ""
 	}
 	return d.String()
-}
-
-func writeCSV(ctx context.Context, path string, header []string, n int, rec func(int) []string) (err error) {
-	tmp := path + ".tmp"
-	f, err := os.Create(tmp)
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if err != nil {
-			_ = f.Close() // already failing
-			_ = os.Remove(tmp)
-		}
-	}()
-	bw := bufio.NewWriter(f)
-	cw := csv.NewWriter(bw)
-	if err := cw.Write(header); err != nil {
-		return err
-	}
-	for i := range n {
-		if i%4096 == 0 {
-			if err := ctx.Err(); err != nil {
-				return err
-			}
-		}
-		if err := cw.Write(rec(i)); err != nil {
-			return err
-		}
-	}
-	cw.Flush()
-	if err := cw.Error(); err != nil {
-		return err
-	}
-	if err := bw.Flush(); err != nil {
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
 }
 
 // ReadLogDB reads the amendment log of the store at url: the amendments

@@ -442,12 +442,12 @@ func Write(ctx context.Context, dir string, s *contracts.Schedule) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
-	if err := writeFile(ctx, filepath.Join(dir, ContractsFile), ContractColumns, len(s.Contracts), func(i int) []string {
+	if err := WriteCSVFile(ctx, filepath.Join(dir, ContractsFile), ContractColumns, len(s.Contracts), func(i int) []string {
 		return ContractRecord(&s.Contracts[i])
 	}); err != nil {
 		return err
 	}
-	if err := writeFile(ctx, filepath.Join(dir, RatesFile), RateColumns, len(s.Rates), func(i int) []string {
+	if err := WriteCSVFile(ctx, filepath.Join(dir, RatesFile), RateColumns, len(s.Rates), func(i int) []string {
 		return RateRecord(&s.Rates[i])
 	}); err != nil {
 		return err
@@ -455,7 +455,7 @@ func Write(ctx context.Context, dir string, s *contracts.Schedule) error {
 	if len(s.Kinds) == 0 {
 		return nil
 	}
-	return writeFile(ctx, filepath.Join(dir, KindsFile), []string{"kind", "priority"}, len(s.Kinds), func(i int) []string {
+	return WriteCSVFile(ctx, filepath.Join(dir, KindsFile), []string{"kind", "priority"}, len(s.Kinds), func(i int) []string {
 		return []string{s.Kinds[i].Kind, strconv.Itoa(s.Kinds[i].Priority)}
 	})
 }
@@ -506,7 +506,11 @@ func fmtInt(n int) string {
 	return strconv.Itoa(n)
 }
 
-func writeFile(ctx context.Context, path string, header []string, n int, rec func(int) []string) (err error) {
+// WriteCSVFile writes a CSV file of the header and n records (rec(i) is
+// record i) aside and renames it to path, so that a reader never sees half
+// a file. Bundle files and the files kept beside them (an amendment log)
+// are written this way.
+func WriteCSVFile(ctx context.Context, path string, header []string, n int, rec func(int) []string) (err error) {
 	tmp := path + ".tmp"
 	f, err := os.Create(tmp)
 	if err != nil {
