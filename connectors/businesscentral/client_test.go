@@ -346,8 +346,9 @@ func TestClientRespectsConcurrency(t *testing.T) {
 	}
 }
 
-// fakeClock is a clock for the rate limiter: sleeping advances it at once,
-// so that a test sees the limiter's schedule, not the machine's speed.
+// fakeClock is a clock tests move: by hand (Add), or by sleeping on it,
+// which advances it at once, so that a test sees the limiter's schedule,
+// not the machine's speed.
 type fakeClock struct {
 	mu  sync.Mutex
 	now time.Time
@@ -359,10 +360,14 @@ func (c *fakeClock) Now() time.Time {
 	return c.now
 }
 
-func (c *fakeClock) Sleep(ctx context.Context, d time.Duration) error {
+func (c *fakeClock) Add(d time.Duration) {
 	c.mu.Lock()
 	c.now = c.now.Add(d)
 	c.mu.Unlock()
+}
+
+func (c *fakeClock) Sleep(ctx context.Context, d time.Duration) error {
+	c.Add(d)
 	return ctx.Err()
 }
 

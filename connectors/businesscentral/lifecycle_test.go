@@ -202,28 +202,10 @@ func TestSyncAuthFailsFast(t *testing.T) {
 	}
 }
 
-// stepClock is a clock tests move by hand.
-type stepClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *stepClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *stepClock) Add(d time.Duration) {
-	c.mu.Lock()
-	c.now = c.now.Add(d)
-	c.mu.Unlock()
-}
-
 // A 5 s token is renewed when a tenth of its life is left, not before
 // every request (oauth2's fixed margin is 10 s).
 func TestTokenMarginProportional(t *testing.T) {
-	clock := &stepClock{now: time.Unix(1_000_000, 0)}
+	clock := &fakeClock{now: time.Unix(1_000_000, 0)}
 	e := newEnv(t, bcemu.Options{TokenLifetime: 5 * time.Second, Now: clock.Now}, nil, nil)
 	e.c.tokens.now = clock.Now
 	get := func() {
