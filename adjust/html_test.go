@@ -4,13 +4,11 @@ import (
 	"bytes"
 	"context"
 	"image"
-	"image/png"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
+
+	"github.com/repricer/repricer/internal/chromiumtest"
 )
 
 // reportWithChanges is a comparison with every kind of change, increases
@@ -83,24 +81,6 @@ func TestWriteHTML(t *testing.T) {
 	}
 }
 
-// EnvRequireChromium, when "1", makes the rendering test fail instead of
-// skipping when no Chromium is installed (CI sets it).
-const EnvRequireChromium = "REPRICER_REQUIRE_CHROMIUM"
-
-func findChromium(t *testing.T) string {
-	t.Helper()
-	for _, name := range []string{"chromium", "chromium-browser", "google-chrome", "google-chrome-stable"} {
-		if p, err := exec.LookPath(name); err == nil {
-			return p
-		}
-	}
-	if os.Getenv(EnvRequireChromium) == "1" {
-		t.Fatalf("%s=1 but no chromium on PATH (apt-get install chromium)", EnvRequireChromium)
-	}
-	t.Skipf("no chromium on PATH; set %s=1 to make this a failure", EnvRequireChromium)
-	return ""
-}
-
 // TestHTMLRendersInChromium screenshots the adjustment report in headless
 // Chromium and checks that the page is drawn: text, tables and the
 // increase and decrease bars of the by-contract chart.
@@ -108,32 +88,11 @@ func TestHTMLRendersInChromium(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a browser")
 	}
-	bin := findChromium(t)
 	dir := t.TempDir()
 	if err := reportWithChanges(t).Write(context.Background(), dir); err != nil {
 		t.Fatal(err)
 	}
-	page := filepath.Join(dir, HTMLFile)
-	shot := filepath.Join(dir, "out.png")
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, bin, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-		"--disable-background-networking", "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage",
-		"--user-data-dir="+t.TempDir(), "--screenshot="+shot, "--window-size=1200,1600", "file://"+page)
-	cmd.Dir = dir
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("chromium: %v\n%s", err, out)
-	}
-	f, err := os.Open(shot)
-	if err != nil {
-		t.Fatalf("no screenshot: %v\n%s", err, out)
-	}
-	defer f.Close()
-	img, err := png.Decode(f)
-	if err != nil {
-		t.Fatalf("screenshot: %v", err)
-	}
+	img := chromiumtest.Screenshot(t, filepath.Join(dir, HTMLFile))
 	nonWhite, green, red := pixels(img)
 	t.Logf("%dx%d: %.1f%% non-white, green %d, red %d", img.Bounds().Dx(), img.Bounds().Dy(), 100*nonWhite, green, red)
 	if nonWhite < 0.02 {

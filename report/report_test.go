@@ -2,18 +2,15 @@ package report_test
 
 import (
 	"bytes"
-	"context"
 	"errors"
 	"fmt"
 	"image"
-	"image/png"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
+	"github.com/repricer/repricer/internal/chromiumtest"
 	"github.com/repricer/repricer/money"
 	"github.com/repricer/repricer/pipeline"
 	"github.com/repricer/repricer/report"
@@ -119,56 +116,18 @@ func TestWrite(t *testing.T) {
 	}
 }
 
-// EnvRequireChromium, when "1", makes the rendering test fail instead of
-// skipping when no Chromium is installed (CI sets it).
-const EnvRequireChromium = "REPRICER_REQUIRE_CHROMIUM"
-
-func findChromium(t *testing.T) string {
-	t.Helper()
-	for _, name := range []string{"chromium", "chromium-browser", "google-chrome", "google-chrome-stable"} {
-		if p, err := exec.LookPath(name); err == nil {
-			return p
-		}
-	}
-	if os.Getenv(EnvRequireChromium) == "1" {
-		t.Fatalf("%s=1 but no chromium on PATH (apt-get install chromium)", EnvRequireChromium)
-	}
-	t.Skipf("no chromium on PATH; set %s=1 to make this a failure", EnvRequireChromium)
-	return ""
-}
-
 // TestRendersInChromium screenshots the report in headless Chromium and
 // checks the picture is a page with charts, not a blank or an error page.
 func TestRendersInChromium(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a browser")
 	}
-	bin := findChromium(t)
 	dir := t.TempDir()
 	page := filepath.Join(dir, report.File)
 	if err := os.WriteFile(page, []byte(render(t, sampleSummary(), sampleExamples())), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	shot := filepath.Join(dir, "out.png")
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, bin, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-		"--disable-background-networking", "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage",
-		"--user-data-dir="+t.TempDir(), "--screenshot="+shot, "--window-size=1200,1600", "file://"+page)
-	cmd.Dir = dir
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("chromium: %v\n%s", err, out)
-	}
-	f, err := os.Open(shot)
-	if err != nil {
-		t.Fatalf("no screenshot: %v\n%s", err, out)
-	}
-	defer f.Close()
-	img, err := png.Decode(f)
-	if err != nil {
-		t.Fatalf("screenshot: %v", err)
-	}
+	img := chromiumtest.Screenshot(t, page)
 	st := pixelStats(img)
 	t.Logf("%dx%d, %.1f%% non-white, %d colours, red %d, amber %d, blue %d",
 		img.Bounds().Dx(), img.Bounds().Dy(), 100*st.nonWhiteShare, st.colours, st.red, st.amber, st.blue)
