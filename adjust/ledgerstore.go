@@ -6,17 +6,29 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/jmoiron/sqlx"
+
 	"github.com/repricer/repricer/connectors/postgres"
 )
 
 // RecordRun records a finished run in the ledger named by target: a
 // postgres:// URL (the runs table) or a JSON-lines file (appended). reprice
 // calls it after pipeline.Run succeeds, e.g. with --ledger.
-func RecordRun(ctx context.Context, target string, timeout time.Duration, rec RunRecord) (err error) {
+func RecordRun(ctx context.Context, target string, timeout time.Duration, rec RunRecord) error {
 	if !postgres.IsURL(target) {
 		return RecordRunFile(ctx, target, rec)
 	}
-	db, err := postgres.Open(ctx, target, postgres.Options{StatementTimeout: timeout})
+	pg, err := pgRunRecord(rec)
+	if err != nil {
+		return err
+	}
+	return withLedgerDB(ctx, target, timeout, func(db *sqlx.DB) error { return postgres.RecordRun(ctx, db, pg) })
+}
+
+// withLedgerDB opens the ledger database at url for fn and closes it,
+// reporting a failed close when fn succeeded.
+func withLedgerDB(ctx context.Context, url string, timeout time.Duration, fn func(*sqlx.DB) error) (err error) {
+	db, err := postgres.Open(ctx, url, postgres.Options{StatementTimeout: timeout})
 	if err != nil {
 		return err
 	}
@@ -25,11 +37,7 @@ func RecordRun(ctx context.Context, target string, timeout time.Duration, rec Ru
 			err = cerr
 		}
 	}()
-	pg, err := pgRunRecord(rec)
-	if err != nil {
-		return err
-	}
-	return postgres.RecordRun(ctx, db, pg)
+	return fn(db)
 }
 
 // pgRunRecord maps a ledger entry onto the runs table: inputs holds the
@@ -56,24 +64,8 @@ func pgRunRecord(rec RunRecord) (postgres.RunRecord, error) {
 // PriorOutput returns the output folder of runID in the ledger named by
 // target (a postgres:// URL or a ledger file): what reprice --compare-run
 // RUN_ID compares against.
-func PriorOutput(ctx context.Context, target string, timeout time.Duration, runID string) (dir string, err error) {
-	if !postgres.IsURL(target) {
-		rec, err := GetRunFile(ctx, target, runID)
-		if err != nil {
-			return "", err
-		}
-		return rec.OutputLocation, nil
-	}
-	db, err := postgres.Open(ctx, target, postgres.Options{StatementTimeout: timeout})
-	if err != nil {
-		return "", err
-	}
-	defer func() {
-		if cerr := db.Close(); cerr != nil && err == nil {
-			err = cerr
-		}
-	}()
-	rec, err := postgres.GetRun(ctx, db, runID)
+func PriorOutput(ctx context.Context, target string, timeout time.Duration, runID string) (string, error) {
+	rec, err := GetRun(ctx, target, timeout, runID)
 	if err != nil {
 		return "", err
 	}

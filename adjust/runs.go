@@ -10,6 +10,8 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/jmoiron/sqlx"
+
 	"github.com/repricer/repricer/connectors/postgres"
 	"github.com/repricer/repricer/pipeline"
 )
@@ -37,57 +39,47 @@ func ListRunsFile(ctx context.Context, path string) ([]RunRecord, error) {
 
 // ListRuns returns the runs of the ledger named by target (a postgres://
 // URL: the runs table, by start time; or a ledger file, see ListRunsFile).
-func ListRuns(ctx context.Context, target string, timeout time.Duration) (out []RunRecord, err error) {
+func ListRuns(ctx context.Context, target string, timeout time.Duration) ([]RunRecord, error) {
 	if !postgres.IsURL(target) {
 		return ListRunsFile(ctx, target)
 	}
-	db, err := postgres.Open(ctx, target, postgres.Options{StatementTimeout: timeout})
-	if err != nil {
-		return nil, err
-	}
-	defer func() {
-		if cerr := db.Close(); cerr != nil && err == nil {
-			err = cerr
-		}
-	}()
-	recs, err := postgres.ListRuns(ctx, db)
-	if err != nil {
-		return nil, err
-	}
-	for i := range recs {
-		r, err := fromPG(&recs[i])
+	var out []RunRecord
+	err := withLedgerDB(ctx, target, timeout, func(db *sqlx.DB) error {
+		recs, err := postgres.ListRuns(ctx, db)
 		if err != nil {
-			return nil, err
+			return err
 		}
-		out = append(out, r)
-	}
-	return out, nil
+		for i := range recs {
+			r, err := fromPG(&recs[i])
+			if err != nil {
+				return err
+			}
+			out = append(out, r)
+		}
+		return nil
+	})
+	return out, err
 }
 
 // GetRun returns the record of runID in the ledger named by target, or an
 // error wrapping ErrRunNotFound (postgres.ErrRunNotFound for a store).
-func GetRun(ctx context.Context, target string, timeout time.Duration, runID string) (rec *RunRecord, err error) {
+func GetRun(ctx context.Context, target string, timeout time.Duration, runID string) (*RunRecord, error) {
 	if !postgres.IsURL(target) {
 		return GetRunFile(ctx, target, runID)
 	}
-	db, err := postgres.Open(ctx, target, postgres.Options{StatementTimeout: timeout})
-	if err != nil {
-		return nil, err
-	}
-	defer func() {
-		if cerr := db.Close(); cerr != nil && err == nil {
-			err = cerr
+	var rec RunRecord
+	err := withLedgerDB(ctx, target, timeout, func(db *sqlx.DB) error {
+		pg, err := postgres.GetRun(ctx, db, runID)
+		if err != nil {
+			return err
 		}
-	}()
-	pg, err := postgres.GetRun(ctx, db, runID)
+		rec, err = fromPG(pg)
+		return err
+	})
 	if err != nil {
 		return nil, err
 	}
-	r, err := fromPG(pg)
-	if err != nil {
-		return nil, err
-	}
-	return &r, nil
+	return &rec, nil
 }
 
 // fromPG maps a runs-table row back onto a ledger entry (the inverse of

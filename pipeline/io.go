@@ -1,6 +1,7 @@
 package pipeline
 
 import (
+	"bufio"
 	"context"
 	"crypto/sha256"
 	"encoding/csv"
@@ -233,13 +234,16 @@ func openInputs(ctx context.Context, names []string, stdin io.Reader, mapping ma
 }
 
 // spool copies r to a new file at path and reports whether it holds
-// Parquet.
+// Parquet (its first bytes are the Parquet magic).
 func spool(ctx context.Context, r io.Reader, path string) (string, bool, error) {
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
 		return "", false, fmt.Errorf("spool standard input: %w", err)
 	}
-	_, err = io.Copy(f, &ctxReader{ctx: ctx, r: r})
+	br := bufio.NewReader(&ctxReader{ctx: ctx, r: r})
+	head, _ := br.Peek(len(parquetMagic)) // shorter at the end of input: not Parquet
+	isParquet := string(head) == parquetMagic
+	_, err = io.Copy(f, br)
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
@@ -247,14 +251,7 @@ func spool(ctx context.Context, r io.Reader, path string) (string, bool, error) 
 		os.Remove(path)
 		return "", false, fmt.Errorf("read standard input: %w", err)
 	}
-	f, err = os.Open(path)
-	if err != nil {
-		return "", false, fmt.Errorf("spool standard input: %w", err)
-	}
-	defer f.Close()
-	var head [len(parquetMagic)]byte
-	n, _ := io.ReadFull(f, head[:])
-	return path, n == len(head) && string(head[:]) == parquetMagic, nil
+	return path, isParquet, nil
 }
 
 // rewind forgets what a previous pass counted.
