@@ -56,6 +56,11 @@ type Options struct {
 	// ExplainLine reason with. Without it the engine keeps only its compact
 	// index (about a quarter of the memory) and Explain panics.
 	Explain bool
+	// Compile keeps every accepted rate in a compact encoding (about 60
+	// bytes a rate, against 250 for a contracts.Rate) for WriteImage, which
+	// stores them so that an engine opened from the image can Explain. An
+	// engine built with Compile can Explain too.
+	Compile bool
 }
 
 // Engine prices lines against one validated schedule. It is immutable after
@@ -69,6 +74,9 @@ type Engine struct {
 	crit      *criteriaTable
 	ids       string // every rate id, back to back
 	opts      Options
+	// explainable: Explain has the rates it reasons with, in sched.Rates
+	// or encoded in each contractEntry.rates (Options.Compile, images).
+	explainable bool
 }
 
 type contractEntry struct {
@@ -78,6 +86,10 @@ type contractEntry struct {
 	// The contract's term, copied here so that choosing a vendor's contract
 	// reads these compact entries, not each candidate's Contract.
 	eff, exp contracts.Date
+	// rates holds the contract's accepted rates in source order, encoded
+	// (see appendRate), when the engine was compiled or opened from an
+	// image; nil otherwise.
+	rates []byte
 }
 
 type vendorEntry struct {
@@ -106,19 +118,23 @@ type Builder struct {
 	ids      strings.Builder
 	pending  map[string][]pendingRate // active rates by contract
 	counts   map[string]int           // accepted rates by contract
+	encoded  map[string][]byte        // accepted rates by contract, with Options.Compile
 }
 
 // NewBuilder starts an engine for rates whose kinds have these priorities
 // (contracts.Validation.Priority).
 func NewBuilder(priority map[string]int, opts Options) *Builder {
 	return &Builder{priority: priority, opts: opts, crit: newCriteriaTable(),
-		pending: map[string][]pendingRate{}, counts: map[string]int{}}
+		pending: map[string][]pendingRate{}, counts: map[string]int{}, encoded: map[string][]byte{}}
 }
 
 // Add adds an accepted rate, in source order; it keeps nothing of r but
 // copies.
 func (b *Builder) Add(r *contracts.Rate) {
 	b.counts[r.ContractID]++
+	if b.opts.Compile {
+		b.encoded[r.ContractID] = appendRate(b.encoded[r.ContractID], r)
+	}
 	if r.Active {
 		off := uint32(b.ids.Len())
 		b.ids.WriteString(r.ID)
@@ -135,21 +151,36 @@ func (b *Builder) Build(v *contracts.Validated) *Engine {
 	if !b.opts.Explain {
 		sched.Rates = nil
 	}
-	e := &Engine{sched: &sched, vendors: map[string]*vendorEntry{}, crit: b.crit,
-		ids: b.ids.String(), opts: b.opts}
+	e := &Engine{sched: &sched, crit: b.crit, ids: b.ids.String(), opts: b.opts,
+		explainable: b.opts.Explain || b.opts.Compile}
 	e.contracts = make([]contractEntry, len(v.Contracts))
 	for i := range v.Contracts {
 		c := &v.Contracts[i]
 		ce := &e.contracts[i]
-		ce.c, ce.rejected, ce.eff, ce.exp = c, v.Rejected[c.ID], c.Effective, c.Expiration
 		ps := b.pending[c.ID]
 		delete(b.pending, c.ID) // free each contract's pending rates once indexed
 		if _, rejected := v.Rejected[c.ID]; rejected {
 			ps = nil
 		} else {
 			e.numRates += b.counts[c.ID]
+			ce.rates = b.encoded[c.ID]
 		}
 		ce.index = newRateIndex(ps, e.crit, e.ids)
+	}
+	e.crit.done()
+	e.link()
+	*b = Builder{}
+	return e
+}
+
+// link completes the contract entries, whose indexes are set, and groups
+// them by vendor for contract selection.
+func (e *Engine) link() {
+	e.vendors = map[string]*vendorEntry{}
+	for i := range e.contracts {
+		ce := &e.contracts[i]
+		c := &e.sched.Contracts[i]
+		ce.c, ce.rejected, ce.eff, ce.exp = c, e.sched.Rejected[c.ID], c.Effective, c.Expiration
 		ve := e.vendors[c.VendorID]
 		if ve == nil {
 			ve = &vendorEntry{}
@@ -161,12 +192,9 @@ func (b *Builder) Build(v *contracts.Validated) *Engine {
 			ve.inactive = append(ve.inactive, ce)
 		}
 	}
-	e.crit.done()
 	for _, ve := range e.vendors {
 		slices.SortStableFunc(ve.priceable, func(a, b *contractEntry) int { return cmp.Compare(a.c.Effective, b.c.Effective) })
 	}
-	*b = Builder{}
-	return e
 }
 
 // NumRates returns the number of accepted rates the engine was built with.

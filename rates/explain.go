@@ -244,12 +244,12 @@ func (e *Engine) ExplainLine(l claims.Line) *Explanation {
 // Explain traces the pricing of items[i] as PriceClaim prices it among
 // items, which hold all the lines of its claim (the other lines matter for
 // duplicate line numbers and the stop loss of the case). It does not modify
-// items. i must index items, and the engine must have been built with
-// Options.Explain.
+// items. i must index items, and the engine must have its rates
+// (Options.Explain or Options.Compile, or an engine opened from an image).
 func (e *Engine) Explain(items []claims.Item, i int) *Explanation {
 	_ = items[i] // i must index items
-	if !e.opts.Explain {
-		panic("rates: Explain needs an Engine built with Options.Explain")
+	if !e.explainable {
+		panic("rates: Explain needs an Engine built with Options.Explain or Options.Compile, or opened from an image")
 	}
 	traces := make([]*Explanation, len(items))
 	seen := map[int64]bool{}
@@ -631,11 +631,9 @@ func (e *Engine) traceRates(ce *contractEntry, l *claims.Line, x *Explanation) *
 	var accepted []*indexedRate
 	var rejected []RateCandidate
 	candidates := map[*contracts.Rate]RateCandidate{}
-	for k := range e.sched.Rates {
-		r := &e.sched.Rates[k]
-		if r.ContractID != ce.c.ID {
-			continue
-		}
+	rs := e.contractRates(ce)
+	for k := range rs {
+		r := &rs[k]
 		rt.ContractRates++
 		bucket := rateBucket(r, l)
 		if bucket == "" {

@@ -1,0 +1,512 @@
+package rates
+
+import (
+	"bytes"
+	"encoding/binary"
+	"encoding/gob"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"io"
+	"runtime"
+	"unsafe"
+
+	"github.com/repricer/repricer/contracts"
+	"github.com/repricer/repricer/money"
+)
+
+// An image is an Engine as bytes (WriteImage), opened again by OpenImage
+// without reading, validating or indexing its schedule. The large tables
+// (rate records, bucket positions, exact-code slots, range segments and
+// rate ids) are stored as they sit in memory, so that OpenImage over a
+// memory-mapped file uses them in place: opening costs a checksum and the
+// decoding of the small parts (contracts, criteria, validation issues),
+// and processes that map the same file share its pages. The accepted rates
+// are stored too, encoded per contract, and decoded only when Explain asks
+// for a contract's rates.
+//
+// Layout: a header (magic, CRC-32C of everything after the checksum field,
+// a layout tag, the total length and the section table), then the
+// sections, each at a 64-byte boundary. The layout tag covers the format
+// version, the byte order and the Go layout of the in-place types: an
+// image from another architecture or another format version is refused
+// with ErrImageIncompatible, a damaged or truncated one with
+// ErrImageCorrupt.
+
+// Errors of OpenImage. Either way the image must be rebuilt from its source.
+var (
+	ErrImageCorrupt      = errors.New("the schedule image is damaged or truncated")
+	ErrImageIncompatible = errors.New("the schedule image was written by another format version or architecture")
+)
+
+// ErrNoRates reports WriteImage on an engine that kept none of its rates
+// (build it with Options.Compile or Options.Explain).
+var ErrNoRates = errors.New("rates: the engine kept no rates to write an image with (Options.Compile)")
+
+const (
+	imageMagic   = "repricer-image\x00\n"
+	imageVersion = 1
+	imageAlign   = 64
+)
+
+// Sections of an image, in file order.
+const (
+	secMeta = iota
+	secIDs
+	secRecs
+	secPos
+	secSlots
+	secRangeKeys
+	secRangeSegs
+	secRates
+	numSections
+)
+
+// imageHeader is the fixed start of an image, in native byte order.
+type imageHeader struct {
+	Magic    [16]byte
+	CRC      uint64 // CRC-32C of the image from Layout to the end
+	Layout   uint64
+	Length   uint64
+	Sections [numSections]struct{ Off, Len uint64 }
+}
+
+const headerSize = int(unsafe.Sizeof(imageHeader{}))
+
+// crcFrom is where the checksummed bytes start: right after the CRC.
+const crcFrom = int(unsafe.Offsetof(imageHeader{}.Layout))
+
+// imageLayout tags what in-place sections depend on: a change to any of
+// these types, to the byte order or to the format changes the tag.
+func imageLayout() uint64 {
+	h := crc32.NewIEEE()
+	fmt.Fprintf(h, "v%d %s %d/%d rec=%d,%d,%d slot=%d span=%d native=%d",
+		imageVersion, runtime.GOARCH, unsafe.Sizeof(uintptr(0)), binary.NativeEndian.Uint16([]byte{1, 0}),
+		unsafe.Sizeof(rateRec{}), unsafe.Offsetof(rateRec{}.tieEnd), unsafe.Offsetof(rateRec{}.flags),
+		unsafe.Sizeof(exactSlot{}), unsafe.Sizeof(span{}), headerSize)
+	return uint64(h.Sum32())<<32 | imageVersion
+}
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+// imageMeta is the gob-encoded part of an image.
+type imageMeta struct {
+	Schedule contracts.Validated // without Rates
+	NumRates int
+	Strs     []string
+	Places   [][]string
+	Kinds    []string
+	Indexes  []imageIndex // one per contract, in Schedule.Contracts order
+	Extra    []byte
+}
+
+// imageIndex is one contract's rateIndex: its tables as (first, count) in
+// the image's sections, and its small maps.
+type imageIndex struct {
+	Recs, Pos, Slots, RangeKeys, RangeSegs, Rates [2]uint64
+	Shift                                         uint8
+	ExactLong, BySpecialty, ByVisitKind           []imageSpan
+	RangePts                                      []string
+	FirstRange, FirstNone                         int32
+}
+
+type imageSpan struct {
+	Key    string
+	Off, N uint32
+}
+
+// WriteImage writes e as an image to w, with extra (a caller's own data,
+// such as what the schedule was read from) stored beside it and returned by
+// OpenImage. The engine must hold its rates (Options.Compile or
+// Options.Explain).
+func (e *Engine) WriteImage(w io.Writer, extra []byte) error {
+	if !e.explainable {
+		return ErrNoRates
+	}
+	encoded := e.encodedRates()
+	meta := imageMeta{Schedule: *e.sched, NumRates: e.numRates, Strs: e.crit.strs, Places: e.crit.places,
+		Kinds: e.crit.kinds, Indexes: make([]imageIndex, len(e.contracts)), Extra: extra}
+	meta.Schedule.Rates = nil
+	var sizes [numSections]uint64
+	sizes[secIDs] = uint64(len(e.ids))
+	for i := range e.contracts {
+		ix, m := e.contracts[i].index, &meta.Indexes[i]
+		place := func(sec int, n, size int) [2]uint64 {
+			at := [2]uint64{sizes[sec] / uint64(size), uint64(n)}
+			sizes[sec] += uint64(n * size)
+			return at
+		}
+		m.Recs = place(secRecs, len(ix.rates), int(unsafe.Sizeof(rateRec{})))
+		m.Pos = place(secPos, len(ix.pos), 4)
+		m.Slots = place(secSlots, len(ix.exact.slots), int(unsafe.Sizeof(exactSlot{})))
+		m.RangeKeys = place(secRangeKeys, len(ix.rangeKeys), 8)
+		m.RangeSegs = place(secRangeSegs, len(ix.rangeSegs), int(unsafe.Sizeof(span{})))
+		m.Rates = place(secRates, len(encoded[i]), 1)
+		m.Shift, m.RangePts, m.FirstRange, m.FirstNone = ix.exact.shift, ix.rangePts, ix.firstRange, ix.firstNone
+		m.ExactLong, m.BySpecialty, m.ByVisitKind = imageSpans(ix.exactLong), imageSpans(ix.bySpecialty), imageSpans(ix.byVisitKind)
+	}
+	var mb bytes.Buffer
+	if err := gob.NewEncoder(&mb).Encode(&meta); err != nil {
+		return fmt.Errorf("rates: encode image: %w", err)
+	}
+	sizes[secMeta] = uint64(mb.Len())
+
+	h := imageHeader{Layout: imageLayout()}
+	copy(h.Magic[:], imageMagic)
+	off := alignUp(uint64(headerSize))
+	for s := range h.Sections {
+		h.Sections[s].Off, h.Sections[s].Len = off, sizes[s]
+		off = alignUp(off + sizes[s])
+	}
+	h.Length = off
+	body := func(w io.Writer) error {
+		ww := &alignedWriter{w: w, at: uint64(headerSize)}
+		ww.section(&h, secMeta, mb.Bytes())
+		ww.section(&h, secIDs, unsafe.Slice(unsafe.StringData(e.ids), len(e.ids)))
+		for s := secRecs; s <= secRates; s++ {
+			ww.pad(h.Sections[s].Off)
+			for i := range e.contracts {
+				ww.write(e.contracts[i].index.sectionBytes(s, encoded[i]))
+			}
+		}
+		ww.pad(h.Length)
+		return ww.err
+	}
+	sum := crc32.New(castagnoli)
+	hb := headerBytes(&h)
+	sum.Write(hb[crcFrom:])
+	if err := body(sum); err != nil {
+		return err
+	}
+	h.CRC = uint64(sum.Sum32())
+	if _, err := w.Write(headerBytes(&h)); err != nil {
+		return err
+	}
+	return body(w)
+}
+
+// sectionBytes returns the bytes of the index's part of section s.
+func (ix *rateIndex) sectionBytes(s int, encoded []byte) []byte {
+	switch s {
+	case secRecs:
+		return sliceBytes(ix.rates)
+	case secPos:
+		return sliceBytes(ix.pos)
+	case secSlots:
+		return sliceBytes(ix.exact.slots)
+	case secRangeKeys:
+		return sliceBytes(ix.rangeKeys)
+	case secRangeSegs:
+		return sliceBytes(ix.rangeSegs)
+	}
+	return encoded
+}
+
+// encodedRates returns each contract's accepted rates, encoded.
+func (e *Engine) encodedRates() [][]byte {
+	out := make([][]byte, len(e.contracts))
+	if e.sched.Rates == nil {
+		for i := range e.contracts {
+			out[i] = e.contracts[i].rates
+		}
+		return out
+	}
+	at := make(map[string]int, len(e.contracts))
+	for i := range e.contracts {
+		at[e.contracts[i].c.ID] = i
+	}
+	for k := range e.sched.Rates {
+		r := &e.sched.Rates[k]
+		if i, ok := at[r.ContractID]; ok {
+			out[i] = appendRate(out[i], r)
+		}
+	}
+	return out
+}
+
+func imageSpans(m map[string]span) []imageSpan {
+	out := make([]imageSpan, 0, len(m))
+	for k, s := range m {
+		out = append(out, imageSpan{Key: k, Off: s.off, N: s.n})
+	}
+	return out
+}
+
+func spanMap(s []imageSpan) map[string]span {
+	if len(s) == 0 {
+		return nil
+	}
+	m := make(map[string]span, len(s))
+	for _, x := range s {
+		m[x.Key] = span{off: x.Off, n: x.N}
+	}
+	return m
+}
+
+func alignUp(n uint64) uint64 { return (n + imageAlign - 1) &^ (imageAlign - 1) }
+
+func headerBytes(h *imageHeader) []byte {
+	return unsafe.Slice((*byte)(unsafe.Pointer(h)), headerSize)
+}
+
+// sliceBytes is the memory of s, for pointer-free element types.
+func sliceBytes[T any](s []T) []byte {
+	if len(s) == 0 {
+		return nil
+	}
+	var z T
+	return unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(s))), len(s)*int(unsafe.Sizeof(z)))
+}
+
+// alignedWriter writes sections at their offsets, padding with zeros.
+type alignedWriter struct {
+	w   io.Writer
+	at  uint64
+	err error
+}
+
+var zeros [imageAlign]byte
+
+func (a *alignedWriter) write(p []byte) {
+	if a.err != nil || len(p) == 0 {
+		return
+	}
+	_, a.err = a.w.Write(p)
+	a.at += uint64(len(p))
+}
+
+func (a *alignedWriter) pad(to uint64) {
+	for a.at < to && a.err == nil {
+		a.write(zeros[:min(to-a.at, imageAlign)])
+	}
+}
+
+func (a *alignedWriter) section(h *imageHeader, s int, p []byte) {
+	a.pad(h.Sections[s].Off)
+	a.write(p)
+}
+
+// OpenImage opens an engine from an image WriteImage wrote; it returns the
+// extra data stored with it. The engine uses data in place, so data must
+// not change for as long as the engine, or any string it returned, is in
+// use (a read-only memory mapping of the image file is the intended use).
+// Options.Explain and Options.Compile are ignored: an engine opened from an
+// image can always Explain. A damaged or truncated image fails with
+// ErrImageCorrupt, one of another format with ErrImageIncompatible.
+func OpenImage(data []byte, opts Options) (*Engine, []byte, error) {
+	if len(data) < headerSize || string(data[:len(imageMagic)]) != imageMagic {
+		return nil, nil, fmt.Errorf("%w: not an image header", ErrImageCorrupt)
+	}
+	if uintptr(unsafe.Pointer(unsafe.SliceData(data)))%imageAlign != 0 {
+		// In-place tables need their alignment: copy into memory that has it.
+		buf := make([]uint64, (len(data)+7)/8+imageAlign/8)
+		b := unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(buf))), len(buf)*8)
+		skip := (imageAlign - int(uintptr(unsafe.Pointer(&b[0]))%imageAlign)) % imageAlign
+		data = append(b[skip:skip], data...)
+	}
+	var h imageHeader
+	copy(headerBytes(&h), data)
+	switch {
+	case h.Layout != imageLayout():
+		return nil, nil, ErrImageIncompatible
+	case h.Length != uint64(len(data)):
+		return nil, nil, fmt.Errorf("%w: %d bytes where the header says %d", ErrImageCorrupt, len(data), h.Length)
+	case uint64(crc32.Checksum(data[crcFrom:], castagnoli)) != h.CRC:
+		return nil, nil, fmt.Errorf("%w: checksum mismatch", ErrImageCorrupt)
+	}
+	var sec [numSections][]byte
+	for s, x := range h.Sections {
+		if x.Off%imageAlign != 0 || x.Off > h.Length || x.Len > h.Length-x.Off {
+			return nil, nil, fmt.Errorf("%w: section %d out of bounds", ErrImageCorrupt, s)
+		}
+		sec[s] = data[x.Off : x.Off+x.Len : x.Off+x.Len]
+	}
+	var meta imageMeta
+	if err := gob.NewDecoder(bytes.NewReader(sec[secMeta])).Decode(&meta); err != nil {
+		return nil, nil, fmt.Errorf("%w: %v", ErrImageCorrupt, err)
+	}
+	if len(meta.Indexes) != len(meta.Schedule.Contracts) {
+		return nil, nil, fmt.Errorf("%w: %d indexes for %d contracts", ErrImageCorrupt, len(meta.Indexes), len(meta.Schedule.Contracts))
+	}
+	recs, err1 := inPlace[rateRec](sec[secRecs])
+	pos, err2 := inPlace[int32](sec[secPos])
+	slots, err3 := inPlace[exactSlot](sec[secSlots])
+	rangeKeys, err4 := inPlace[uint64](sec[secRangeKeys])
+	rangeSegs, err5 := inPlace[span](sec[secRangeSegs])
+	if err := errors.Join(err1, err2, err3, err4, err5); err != nil {
+		return nil, nil, err
+	}
+	opts.Explain, opts.Compile = false, false
+	e := &Engine{sched: &meta.Schedule, numRates: meta.NumRates, opts: opts, explainable: true,
+		crit: &criteriaTable{strs: meta.Strs, places: meta.Places, kinds: meta.Kinds},
+		ids:  unsafe.String(unsafe.SliceData(sec[secIDs]), len(sec[secIDs]))}
+	e.contracts = make([]contractEntry, len(meta.Indexes))
+	for i := range meta.Indexes {
+		m := &meta.Indexes[i]
+		ix := &rateIndex{crit: e.crit, exact: exactTable{shift: m.Shift}, rangePts: m.RangePts,
+			firstRange: m.FirstRange, firstNone: m.FirstNone,
+			exactLong: spanMap(m.ExactLong), bySpecialty: spanMap(m.BySpecialty), byVisitKind: spanMap(m.ByVisitKind)}
+		var err error
+		ix.rates, err = part(recs, m.Recs, err)
+		ix.pos, err = part(pos, m.Pos, err)
+		ix.exact.slots, err = part(slots, m.Slots, err)
+		ix.rangeKeys, err = part(rangeKeys, m.RangeKeys, err)
+		ix.rangeSegs, err = part(rangeSegs, m.RangeSegs, err)
+		e.contracts[i].rates, err = part(sec[secRates], m.Rates, err)
+		if err != nil {
+			return nil, nil, fmt.Errorf("%w: contract %d: %v", ErrImageCorrupt, i, err)
+		}
+		e.contracts[i].index = ix
+	}
+	e.link()
+	return e, meta.Extra, nil
+}
+
+// inPlace views b as a slice of T, a pointer-free type.
+func inPlace[T any](b []byte) ([]T, error) {
+	var z T
+	size := int(unsafe.Sizeof(z))
+	if len(b)%size != 0 {
+		return nil, fmt.Errorf("%w: a section of %d bytes does not hold whole %d-byte records", ErrImageCorrupt, len(b), size)
+	}
+	if len(b) == 0 {
+		return nil, nil
+	}
+	return unsafe.Slice((*T)(unsafe.Pointer(unsafe.SliceData(b))), len(b)/size), nil
+}
+
+// part returns s[at[0]:at[0]+at[1]], or nil for an empty part, unless err
+// is already set; it fails when the part lies outside s.
+func part[T any](s []T, at [2]uint64, err error) ([]T, error) {
+	switch {
+	case err != nil:
+		return nil, err
+	case at[0] > uint64(len(s)) || at[1] > uint64(len(s))-at[0]:
+		return nil, fmt.Errorf("part %d+%d outside a table of %d", at[0], at[1], len(s))
+	case at[1] == 0:
+		return nil, nil
+	}
+	return s[at[0] : at[0]+at[1] : at[0]+at[1]], nil
+}
+
+// appendRate appends r in the compact encoding of an engine's kept rates:
+// varints and length-prefixed strings, in contracts.Rate field order.
+func appendRate(b []byte, r *contracts.Rate) []byte {
+	str := func(s string) { b = binary.AppendUvarint(b, uint64(len(s))); b = append(b, s...) }
+	num := func(n int64) { b = binary.AppendVarint(b, n) }
+	str(r.ID)
+	str(r.ContractID)
+	str(r.Kind)
+	num(int64(r.Type))
+	num(int64(r.Value))
+	str(r.Specialty)
+	str(r.VisitKind)
+	str(r.CPTCode)
+	str(r.RangeStart)
+	str(r.RangeEnd)
+	str(r.Modifier)
+	num(int64(len(r.PlaceOfService)))
+	for _, p := range r.PlaceOfService {
+		str(p)
+	}
+	num(int64(r.Effective))
+	num(int64(r.End))
+	num(int64(r.MinUnits))
+	num(int64(r.MaxUnits))
+	var flags int64
+	for i, f := range []bool{r.RequiresAuth, r.RequiresReview, r.Active, r.LoadError != nil} {
+		if f {
+			flags |= 1 << i
+		}
+	}
+	num(flags)
+	str(r.Source.File)
+	num(int64(r.Source.Row))
+	num(int64(r.Source.Line))
+	if r.LoadError != nil {
+		str(r.LoadError.Field)
+		str(r.LoadError.Value)
+		str(r.LoadError.Reason)
+	}
+	return b
+}
+
+// rateDecoder reads what appendRate wrote; it records the first error.
+type rateDecoder struct {
+	b   []byte
+	err error
+}
+
+func (d *rateDecoder) num() int64 {
+	n, k := binary.Varint(d.b)
+	if k <= 0 {
+		d.fail()
+		return 0
+	}
+	d.b = d.b[k:]
+	return n
+}
+
+func (d *rateDecoder) str() string {
+	n, k := binary.Uvarint(d.b)
+	if k <= 0 || n > uint64(len(d.b)-k) {
+		d.fail()
+		return ""
+	}
+	s := string(d.b[k : k+int(n)])
+	d.b = d.b[k+int(n):]
+	return s
+}
+
+func (d *rateDecoder) fail() {
+	if d.err == nil {
+		d.err = ErrImageCorrupt
+	}
+	d.b = nil
+}
+
+// decodeRates decodes rates appendRate wrote, back to back.
+func decodeRates(b []byte) ([]contracts.Rate, error) {
+	d := rateDecoder{b: b}
+	var out []contracts.Rate
+	for len(d.b) > 0 && d.err == nil {
+		r := contracts.Rate{ID: d.str(), ContractID: d.str(), Kind: d.str(), Type: contracts.RateType(d.num()),
+			Value: money.Fixed(d.num()), Specialty: d.str(), VisitKind: d.str(), CPTCode: d.str(),
+			RangeStart: d.str(), RangeEnd: d.str(), Modifier: d.str()}
+		if n := d.num(); n > 0 && n <= int64(len(d.b)) {
+			r.PlaceOfService = make([]string, n)
+			for i := range r.PlaceOfService {
+				r.PlaceOfService[i] = d.str()
+			}
+		}
+		r.Effective, r.End = contracts.Date(d.num()), contracts.Date(d.num())
+		r.MinUnits, r.MaxUnits = int(d.num()), int(d.num())
+		flags := d.num()
+		r.RequiresAuth, r.RequiresReview, r.Active = flags&1 != 0, flags&2 != 0, flags&4 != 0
+		r.Source = contracts.Source{File: d.str(), Row: int(d.num()), Line: int(d.num())}
+		if flags&8 != 0 {
+			r.LoadError = &contracts.FieldError{Field: d.str(), Value: d.str(), Reason: d.str()}
+		}
+		out = append(out, r)
+	}
+	return out, d.err
+}
+
+// contractRates returns the accepted rates of ce's contract, in source
+// order, for Explain.
+func (e *Engine) contractRates(ce *contractEntry) []contracts.Rate {
+	if e.sched.Rates == nil {
+		rs, err := decodeRates(ce.rates)
+		if err != nil {
+			panic("rates: an engine's encoded rates do not decode: " + err.Error()) // the image's checksum held
+		}
+		return rs
+	}
+	var rs []contracts.Rate
+	for k := range e.sched.Rates {
+		if e.sched.Rates[k].ContractID == ce.c.ID {
+			rs = append(rs, e.sched.Rates[k])
+		}
+	}
+	return rs
+}
