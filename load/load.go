@@ -23,10 +23,15 @@ var ErrUnsorted = errors.New("rates are not in rate_id order")
 type Options struct {
 	Rates    rates.Options
 	Postgres postgres.Options
+	// Cache, when set, keeps the schedule's compiled image between runs
+	// (see Cache); nil reads the source every time.
+	Cache *Cache
 }
 
 // Engine loads the schedule at src and builds the pricing engine; it
-// returns the source's description (schedule.Load's) too. Unless
+// returns the source's description (schedule.Load's) too. With
+// opts.Cache it opens the schedule's compiled image instead when that is
+// up to date (see Cache). Otherwise, unless
 // opts.Rates.Explain is set it streams (see Stream): for 1M rates the peak
 // is about 250 MB lower than loading the schedule whole. The fingerprint
 // needs the rates in rate_id order, as `contracts export` and `gen` write
@@ -35,6 +40,15 @@ type Options struct {
 // Explain, the whole schedule is loaded first instead, with the same
 // result.
 func Engine(ctx context.Context, src string, opts Options) (*rates.Engine, string, error) {
+	if opts.Cache != nil {
+		e, desc, _, err := opts.Cache.Engine(ctx, src, opts)
+		return e, desc, err
+	}
+	return build(ctx, src, opts)
+}
+
+// build is Engine without a cache.
+func build(ctx context.Context, src string, opts Options) (*rates.Engine, string, error) {
 	if !opts.Rates.Explain {
 		e, desc, err := Stream(ctx, src, opts)
 		if !errors.Is(err, ErrUnsorted) {
@@ -71,7 +85,7 @@ func Stream(ctx context.Context, src string, opts Options) (*rates.Engine, strin
 		b   *rates.Builder
 	)
 	ro := opts.Rates
-	ro.Explain = false
+	ro.Explain = false // Compile, when set, keeps the rates Explain needs
 	desc, err := schedule.Stream(ctx, src, opts.Postgres, func(hdr *contracts.Schedule) error {
 		val = contracts.NewValidation(hdr)
 		val.InIDOrder() // the Fingerprinter stops the read at the first id out of order
