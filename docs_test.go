@@ -100,7 +100,8 @@ func TestDocCommands(t *testing.T) {
 			continue
 		}
 		t.Run(doc, func(t *testing.T) {
-			work, state := t.TempDir(), t.TempDir() // state: the default ledger's folder
+			// state: the default ledger's folder; cache: the schedule images'
+			work, state, cache := t.TempDir(), t.TempDir(), t.TempDir()
 			if err := os.Symlink(filepath.Join(root, "testdata"), filepath.Join(work, "testdata")); err != nil {
 				t.Fatal(err)
 			}
@@ -112,7 +113,7 @@ func TestDocCommands(t *testing.T) {
 				cmd := exec.Command("bash", "-euo", "pipefail", "-c", b.script)
 				cmd.Dir = work
 				cmd.Env = append(os.Environ(), "PATH="+bin+string(os.PathListSeparator)+os.Getenv("PATH"),
-					"DATABASE_URL="+db, "REPRICER_LEDGER=", "XDG_STATE_HOME="+state)
+					"DATABASE_URL="+db, "REPRICER_LEDGER=", "XDG_STATE_HOME="+state, "XDG_CACHE_HOME="+cache)
 				if out, err := cmd.CombinedOutput(); err != nil {
 					t.Fatalf("%s:%d: %v\n%s\n%s", b.file, b.line, err, b.script, out)
 				}

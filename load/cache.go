@@ -67,6 +67,12 @@ type imageExtra struct {
 	Source string `json:"source"`
 }
 
+// CacheUse is what Cache.Engine did, and with which image file.
+type CacheUse struct {
+	Status CacheStatus
+	Image  string
+}
+
 // CacheStatus is what Cache.Engine did.
 type CacheStatus string
 
@@ -83,27 +89,28 @@ const (
 // image is up to date, and otherwise loads the source (Engine without a
 // cache) and writes its image for the next run. The description is the
 // one the source gives.
-func (c *Cache) Engine(ctx context.Context, src string, opts Options) (*rates.Engine, string, CacheStatus, error) {
+func (c *Cache) Engine(ctx context.Context, src string, opts Options) (*rates.Engine, string, CacheUse, error) {
 	ident, version, err := schedule.Version(ctx, src, opts.Postgres)
 	if errors.Is(err, postgres.ErrNoScheduleVersion) {
 		c.log().Warn("schedule image not used: the database has no change counter; run `repricer db migrate`", "stage", "load")
 		e, desc, err := build(ctx, src, opts)
-		return e, desc, CacheBypass, err
+		return e, desc, CacheUse{Status: CacheBypass}, err
 	}
 	if err != nil {
-		return nil, "", "", err
+		return nil, "", CacheUse{}, err
 	}
 	compiler, err := c.compilerID()
 	if err != nil {
-		return nil, "", "", err
+		return nil, "", CacheUse{}, err
 	}
 	want := imageExtra{Key: compiler + " " + version, Source: ident}
 	name := filepath.Join(c.Dir, imageName(ident))
 	desc := schedule.Describe(src)
+	use := func(s CacheStatus) CacheUse { return CacheUse{Status: s, Image: name} }
 	e, why := c.open(name, want, opts.Rates)
 	if e != nil {
 		c.log().Info("schedule image used", "stage", "load", "image", name)
-		return e, desc, CacheHit, nil
+		return e, desc, use(CacheHit), nil
 	}
 
 	// One process builds an image at a time; the others wait for it and
@@ -112,12 +119,12 @@ func (c *Cache) Engine(ctx context.Context, src string, opts Options) (*rates.En
 	if err != nil {
 		c.log().Warn("schedule image not kept: cannot lock the cache", "stage", "load", "error", err.Error())
 		e, desc, err := build(ctx, src, opts)
-		return e, desc, CacheUnkept, err
+		return e, desc, use(CacheUnkept), err
 	}
 	defer unlock()
 	if e, again := c.open(name, want, opts.Rates); e != nil {
 		c.log().Info("schedule image used (built by another process)", "stage", "load", "image", name)
-		return e, desc, CacheHit, nil
+		return e, desc, use(CacheHit), nil
 	} else if why == cacheMissing {
 		why = again
 	}
@@ -127,7 +134,7 @@ func (c *Cache) Engine(ctx context.Context, src string, opts Options) (*rates.En
 	bo.Rates.Compile = true
 	built, desc, err := build(ctx, src, bo)
 	if err != nil {
-		return nil, "", "", err
+		return nil, "", CacheUse{}, err
 	}
 	if postgres.IsURL(src) {
 		// Keep the image only if nothing changed while it was read: then
@@ -135,22 +142,22 @@ func (c *Cache) Engine(ctx context.Context, src string, opts Options) (*rates.En
 		_, now, err := schedule.Version(ctx, src, opts.Postgres)
 		if err != nil || now != version {
 			c.log().Warn("schedule image not kept: the schedule changed while it was read", "stage", "load")
-			return built, desc, CacheUnkept, nil
+			return built, desc, use(CacheUnkept), nil
 		}
 	}
 	if err := writeImage(name, built, want); err != nil {
 		c.log().Warn("schedule image not kept", "stage", "load", "error", err.Error())
-		return built, desc, CacheUnkept, nil
+		return built, desc, use(CacheUnkept), nil
 	}
 	if e, why := c.open(name, want, opts.Rates); e != nil {
 		// The mapped image rather than the built engine: its pages are
 		// shared and not on the heap.
 		c.log().Info("schedule image built", "stage", "load", "image", name)
-		return e, desc, CacheBuilt, nil
+		return e, desc, use(CacheBuilt), nil
 	} else {
 		c.log().Warn("schedule image written but not readable", "stage", "load", "reason", string(why))
 	}
-	return built, desc, CacheUnkept, nil
+	return built, desc, use(CacheUnkept), nil
 }
 
 func (c *Cache) log() *slog.Logger {

@@ -40,8 +40,8 @@ func cached(t *testing.T, c *load.Cache, src string, opts rates.Options, want lo
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got != want {
-		t.Fatalf("cache status %q, want %q", got, want)
+	if got.Status != want {
+		t.Fatalf("cache status %q, want %q", got.Status, want)
 	}
 	if !strings.HasSuffix(desc, src) {
 		t.Errorf("description %q does not name %s", desc, src)

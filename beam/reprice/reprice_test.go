@@ -61,7 +61,7 @@ func TestMain(m *testing.M) {
 func reprice(t *testing.T, contracts string, files []string, format string, extra ...string) string {
 	t.Helper()
 	out := t.TempDir()
-	args := []string{"reprice", "--contracts", contracts, "--out", out, "--format", format, "--ledger", "none"}
+	args := []string{"reprice", "--contracts", contracts, "--out", out, "--format", format, "--ledger", "none", "--schedule-cache", "off"}
 	for _, f := range files {
 		args = append(args, "--claims", f)
 	}

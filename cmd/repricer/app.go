@@ -192,6 +192,7 @@ Example:
 			&cli.StringFlag{Name: "compare-run", Usage: "like --compare-to, naming the prior run by its `RUN_ID` in the ledger"},
 			&cli.StringFlag{Name: "ledger", EnvVars: []string{"REPRICER_LEDGER"}, Usage: "where the run is recorded: a postgres:// URL or a JSON-lines `FILE`, or none (default: the contracts database, else $XDG_STATE_HOME/repricer/ledger.jsonl, i.e. ~/.local/state/repricer/ledger.jsonl)"},
 			dbTimeoutFlag(),
+			scheduleCacheFlag(),
 		},
 		Action: func(c *cli.Context) error {
 			return reprice(c.Context, c, c.App.Writer, c.App.ErrWriter)
@@ -239,7 +240,7 @@ func reprice(ctx context.Context, c *cli.Context, stdout, stderr io.Writer) erro
 		source string
 	}
 	l, err := ctxrun.Do(ctx, func() (loaded, error) {
-		eng, source, err := loadEngine(ctx, c.String("contracts"), c.Duration("db-timeout"), opts)
+		eng, source, err := loadEngine(ctx, c.String("contracts"), c.Duration("db-timeout"), opts, scheduleCache(c, warnLogger(stderr)))
 		return loaded{eng, source}, err
 	})
 	if err != nil {
@@ -453,8 +454,8 @@ func parseMapping(items []string) (map[string]string, error) {
 func contractsCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "contracts",
-		Usage: "validate, import, export, amend and inspect contract schedules",
-		Subcommands: append(append([]*cli.Command{importCommand(), exportCommand(), calendarCommand()}, amendCommands()...), &cli.Command{
+		Usage: "validate, import, export, amend, compile and inspect contract schedules",
+		Subcommands: append(append([]*cli.Command{importCommand(), exportCommand(), calendarCommand(), compileCommand()}, amendCommands()...), &cli.Command{
 			Name:  "validate",
 			Usage: "check a contract schedule and print every rejected or suspicious row",
 			Description: `Applies the same validation a pricing run applies and prints one line per

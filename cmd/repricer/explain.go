@@ -52,6 +52,7 @@ line of the claim is explained):
 			&cli.BoolFlag{Name: "json", Usage: "print JSON (an object for one line, an array for a whole claim)", DisableDefaultText: true},
 			systemDefaultRateFlag(),
 			dbTimeoutFlag(),
+			scheduleCacheFlag(),
 		},
 		Action: func(c *cli.Context) error {
 			return explain(c.Context, c, c.App.Writer)
@@ -108,12 +109,11 @@ func explain(ctx context.Context, c *cli.Context, stdout io.Writer) error {
 		}
 	}
 
-	v, _, err := loadSchedule(ctx, c.String("contracts"), c.Duration("db-timeout"))
+	opts.Explain = true
+	eng, _, err := loadEngine(ctx, c.String("contracts"), c.Duration("db-timeout"), opts, scheduleCache(c, warnLogger(c.App.ErrWriter)))
 	if err != nil {
 		return err
 	}
-	opts.Explain = true
-	eng := rates.New(v, opts)
 	xs := make([]*rates.Explanation, len(targets))
 	for k, i := range targets {
 		xs[k] = eng.Explain(items, i)

@@ -31,7 +31,16 @@ func TestMain(m *testing.M) {
 	// state folder: in tests, one under the temporary folder, never the
 	// user's own.
 	os.Setenv("XDG_STATE_HOME", filepath.Join(os.TempDir(), "repricer-test-state"))
-	pgtest.Main(m)
+	// Likewise the schedule images: in a folder of this test binary's own,
+	// which its re-executed runs share and which goes away with it.
+	cache, err := os.MkdirTemp("", "repricer-test-cache-")
+	if err != nil {
+		panic(err)
+	}
+	os.Setenv("XDG_CACHE_HOME", cache)
+	code := pgtest.Run(m)
+	os.RemoveAll(cache)
+	os.Exit(code)
 }
 
 const (

@@ -62,10 +62,12 @@ func Required() bool { return os.Getenv(EnvRequire) == "1" }
 // Main runs the tests of m with a PostgreSQL server (see the package doc)
 // and exits with their status.
 func Main(m *testing.M) {
-	os.Exit(run(m))
+	os.Exit(Run(m))
 }
 
-func run(m *testing.M) int {
+// Run is Main without the exit: it returns the tests' exit status, for a
+// TestMain with its own clean-up to do.
+func Run(m *testing.M) int {
 	server.mu.Lock()
 	server.managed = os.Getenv(EnvURL) == ""
 	server.mu.Unlock()
