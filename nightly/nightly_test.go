@@ -17,6 +17,7 @@ import (
 
 	"github.com/repricer/repricer/adjust"
 	"github.com/repricer/repricer/internal/flock"
+	"github.com/repricer/repricer/load"
 	"github.com/repricer/repricer/nightly"
 )
 
@@ -234,10 +235,21 @@ func TestRun(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if _, err := nightly.Run(context.Background(), cfg, nightly.Options{Getenv: noDatabase, Date: runDate, RunID: "run-2"}); err != nil {
-		t.Fatal(err)
+	// The reruns open the schedule's compiled image (built by the first,
+	// used by the second) and publish the same files.
+	cache := &load.Cache{Dir: t.TempDir()}
+	for i, want := range []string{"schedule image built", "schedule image used"} {
+		var logs bytes.Buffer
+		cache.Log = slog.New(slog.NewJSONHandler(&logs, nil))
+		if _, err := nightly.Run(context.Background(), cfg, nightly.Options{Getenv: noDatabase, Date: runDate, RunID: fmt.Sprint("run-", i+2),
+			ScheduleCache: cache}); err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(logs.String(), `"msg":"`+want+`"`) {
+			t.Errorf("rerun %d: no %q in the logs:\n%s", i+1, want, logs.String())
+		}
+		sameOutputs(t, first, dir)
 	}
-	sameOutputs(t, first, dir)
 
 	// A tampered file fails verification.
 	if err := os.WriteFile(filepath.Join(dir, "priced.csv"), []byte("x"), 0o644); err != nil {

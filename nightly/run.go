@@ -23,6 +23,7 @@ import (
 	"github.com/repricer/repricer/connectors/schedule"
 	"github.com/repricer/repricer/contracts"
 	"github.com/repricer/repricer/internal/ctxrun"
+	"github.com/repricer/repricer/load"
 	"github.com/repricer/repricer/pipeline"
 	"github.com/repricer/repricer/rates"
 	"github.com/repricer/repricer/report"
@@ -51,6 +52,10 @@ type Options struct {
 	Getenv Getenv
 	// HTTPClient is used for Business Central (default: a plain client).
 	HTTPClient *http.Client
+	// ScheduleCache, when set, opens the schedule's compiled image when it
+	// is up to date (see load.Cache); a run that syncs Business Central
+	// reads the schedule itself.
+	ScheduleCache *load.Cache
 }
 
 // Result is a completed run.
@@ -179,6 +184,16 @@ func Run(ctx context.Context, cfg *Config, opts Options) (res *Result, err error
 		eng    *rates.Engine
 	}
 	l, err := ctxrun.Do(ctx, func() (loaded, error) {
+		if opts.ScheduleCache != nil && !cfg.BC.Enabled {
+			// The sync needs the schedule's rates, which an image keeps
+			// only for Explain: without it the image serves.
+			eng, source, err := load.Engine(ctx, plan.Contracts, load.Options{Rates: ropts,
+				Postgres: postgres.Options{StatementTimeout: plan.DBTimeout}, Cache: opts.ScheduleCache})
+			if err != nil {
+				return loaded{}, sourceConfigError(err)
+			}
+			return loaded{eng.Schedule(), source, eng}, nil
+		}
 		v, source, err := loadSchedule(ctx, plan, db)
 		if err != nil {
 			return loaded{}, err
@@ -190,7 +205,7 @@ func Run(ctx context.Context, cfg *Config, opts Options) (res *Result, err error
 	}
 	v, source := l.v, l.source
 	log.Info("schedule loaded", "stage", "load", "contracts", len(v.Contracts), "rejected_contracts", len(v.Rejected),
-		"rates", len(v.Rates), "schedule_issues", len(v.Issues), "duration_ms", now().Sub(t).Milliseconds())
+		"rates", l.eng.NumRates(), "schedule_issues", len(v.Issues), "duration_ms", now().Sub(t).Milliseconds())
 
 	if cfg.BC.Enabled {
 		enter("reprice+bc_sync")
@@ -369,12 +384,18 @@ func loadSchedule(ctx context.Context, plan *Plan, db *sqlx.DB) (*contracts.Vali
 		return contracts.Validate(s), "postgres:" + postgres.Redact(src), nil
 	}
 	v, desc, err := schedule.Load(ctx, src, postgres.Options{StatementTimeout: plan.DBTimeout})
+	return v, desc, sourceConfigError(err)
+}
+
+// sourceConfigError makes a "contracts" value that names no schedule, or
+// an empty one, a configuration error.
+func sourceConfigError(err error) error {
 	var se *schedule.SourceError
 	var ee *schedule.EmptyError
 	if errors.As(err, &se) || errors.As(err, &ee) {
-		return nil, "", &ConfigError{Err: fmt.Errorf(`"contracts": %w`, err)}
+		return &ConfigError{Err: fmt.Errorf(`"contracts": %w`, err)}
 	}
-	return v, desc, err
+	return err
 }
 
 // exitStatus is the status an error maps to, for the logs.

@@ -39,6 +39,7 @@ Example:
 			&cli.StringFlag{Name: "config", EnvVars: []string{"REPRICER_CONFIG"}, Usage: "job configuration `FILE` (JSON)"},
 			&cli.StringFlag{Name: "date", Usage: "run `DATE` (YYYY-MM-DD) for {{date}} (default: today in the configured time zone)"},
 			&cli.StringFlag{Name: "log-format", Usage: "json or text (default: json unless standard error is a terminal)"},
+			scheduleCacheFlag(),
 		},
 		Action: runNightly,
 	}
@@ -74,7 +75,7 @@ func runNightly(c *cli.Context) error {
 		log.Error("run failed", "stage", "config", "error", err.Error(), "exit_status", exitCode(err))
 		return &loggedError{err}
 	}
-	opts := nightly.Options{Date: c.String("date"), Logger: log, Getenv: os.Getenv}
+	opts := nightly.Options{Date: c.String("date"), Logger: log, Getenv: os.Getenv, ScheduleCache: scheduleCache(c, log)}
 	if p != nil {
 		opts.Progress = p.update
 		opts.OnStage = func(stage string) {
