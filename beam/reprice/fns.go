@@ -22,8 +22,7 @@ import (
 	"github.com/repricer/repricer/claims"
 	"github.com/repricer/repricer/connectors/claimcsv"
 	"github.com/repricer/repricer/connectors/claimparquet"
-	"github.com/repricer/repricer/connectors/postgres"
-	"github.com/repricer/repricer/connectors/schedule"
+	"github.com/repricer/repricer/load"
 	"github.com/repricer/repricer/money"
 	"github.com/repricer/repricer/pipeline"
 	"github.com/repricer/repricer/rates"
@@ -172,6 +171,7 @@ func (r *hashingReader) Read(p []byte) (int, error) {
 // account when it finishes.
 type priceFn struct {
 	Contracts, SystemDefaultRate, Fingerprint string
+	ScheduleCache                             string
 	Format, Ext                               string
 	Files                                     []string
 	Temp                                      string
@@ -187,13 +187,6 @@ type priceFn struct {
 }
 
 func (fn *priceFn) Setup(ctx context.Context) error {
-	v, _, err := schedule.Load(ctx, fn.Contracts, postgres.Options{})
-	if err != nil {
-		return fmt.Errorf("load contracts on a worker: %w", err)
-	}
-	if v.Fingerprint != fn.Fingerprint {
-		return fmt.Errorf("the contract schedule changed since the job was built (fingerprint %s, was %s): rerun the job", v.Fingerprint, fn.Fingerprint)
-	}
 	var opts rates.Options
 	if fn.SystemDefaultRate != "" {
 		d, err := rates.ParseDefaultRate(fn.SystemDefaultRate)
@@ -202,7 +195,14 @@ func (fn *priceFn) Setup(ctx context.Context) error {
 		}
 		opts.SystemDefault = &d
 	}
-	fn.pricer = rates.New(v, opts).NewPricer()
+	eng, _, err := load.Engine(ctx, fn.Contracts, load.Options{Rates: opts, Cache: scheduleCache(fn.ScheduleCache)})
+	if err != nil {
+		return fmt.Errorf("load contracts on a worker: %w", err)
+	}
+	if fp := eng.Schedule().Fingerprint; fp != fn.Fingerprint {
+		return fmt.Errorf("the contract schedule changed since the job was built (fingerprint %s, was %s): rerun the job", fp, fn.Fingerprint)
+	}
+	fn.pricer = eng.NewPricer()
 	fs, err := filesystem.New(ctx, fn.Temp)
 	if err != nil {
 		return err

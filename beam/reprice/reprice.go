@@ -28,7 +28,7 @@ import (
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/register"
 
 	"github.com/repricer/repricer/connectors/postgres"
-	"github.com/repricer/repricer/connectors/schedule"
+	"github.com/repricer/repricer/load"
 	"github.com/repricer/repricer/pipeline"
 	"github.com/repricer/repricer/rates"
 )
@@ -55,6 +55,11 @@ type Config struct {
 	SystemDefaultRate string
 	// Mapping renames input columns: canonical name -> name in the file.
 	Mapping map[string]string
+	// ScheduleCache is the folder of compiled schedule images (see
+	// load.Cache) on the machine building the job and on every worker: a
+	// worker opens the schedule's image when it is up to date instead of
+	// reading and indexing the schedule. "" is no cache.
+	ScheduleCache string
 }
 
 // UsageError is a configuration that cannot work.
@@ -115,13 +120,14 @@ func Build(ctx context.Context, cfg Config) (*Job, error) {
 	if err != nil {
 		return nil, err
 	}
-	v, source, err := schedule.Load(ctx, cfg.Contracts, postgres.Options{})
+	// The engine is built here only for the summary's rate count (the
+	// rates it indexes), which must be the one `repricer reprice` reports,
+	// and, with a cache, to compile the image the workers open.
+	eng, source, err := load.Engine(ctx, cfg.Contracts, load.Options{Rates: opts, Cache: scheduleCache(cfg.ScheduleCache)})
 	if err != nil {
 		return nil, fmt.Errorf("load contracts: %w", err)
 	}
-	// The engine is built here only for the summary's rate count (the
-	// rates it indexes), which must be the one `repricer reprice` reports.
-	eng := rates.New(v, opts)
+	v := eng.Schedule()
 	var issues strings.Builder
 	if err := pipeline.WriteScheduleIssues(&issues, v.Issues); err != nil {
 		return nil, err
@@ -152,7 +158,7 @@ func Build(ctx context.Context, cfg Config) (*Job, error) {
 	inputs := beam.Reshuffle(s, beam.CreateList(s, refs))
 	lines, counts := beam.ParDo2(s, &readFn{Mapping: cfg.Mapping}, inputs)
 	claims := beam.GroupByKey(s, lines)
-	shards := beam.ParDo(s, &priceFn{Contracts: cfg.Contracts, SystemDefaultRate: cfg.SystemDefaultRate,
+	shards := beam.ParDo(s, &priceFn{Contracts: cfg.Contracts, SystemDefaultRate: cfg.SystemDefaultRate, ScheduleCache: cfg.ScheduleCache,
 		Fingerprint: v.Fingerprint, Format: format, Ext: ext, Files: files, Temp: job.Temp}, claims)
 	beam.ParDo0(s, &finishFn{Out: out, Temp: job.Temp, Ext: ext, Head: head, Issues: issues.String()},
 		beam.Impulse(s), beam.SideInput{Input: shards}, beam.SideInput{Input: counts})
@@ -252,4 +258,12 @@ func (j *Job) Cleanup(ctx context.Context) {
 	}
 	defer fs.Close()
 	removeTemp(ctx, fs, j.Temp)
+}
+
+// scheduleCache is the cache in dir, nil for "".
+func scheduleCache(dir string) *load.Cache {
+	if dir == "" {
+		return nil
+	}
+	return &load.Cache{Dir: dir}
 }

@@ -241,6 +241,7 @@ func TestSample(t *testing.T) {
 		{"parquet", "parquet", ""},
 		{"csv system default", "csv", "Percentage:50"},
 	}
+	cache := t.TempDir() // compiled by the first run, opened by the others
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			var extra []string
@@ -250,7 +251,7 @@ func TestSample(t *testing.T) {
 			want := reprice(t, sampleContracts, []string{sampleClaims}, tc.format, extra...)
 			out := t.TempDir()
 			if _, err := runBeam(t, Config{Contracts: sampleContracts, Claims: []string{sampleClaims}, Out: out,
-				Format: tc.format, SystemDefaultRate: tc.sysDefault}); err != nil {
+				Format: tc.format, SystemDefaultRate: tc.sysDefault, ScheduleCache: cache}); err != nil {
 				t.Fatal(err)
 			}
 			sameRun(t, want, out, tc.format)
@@ -419,6 +420,7 @@ func TestGenerated(t *testing.T) {
 		t.Skip("120k lines on Prism")
 	}
 	contracts, files := generated(t, 120_000)
+	cache := t.TempDir() // compiled by the first run, opened by the second
 	for _, format := range []string{"csv", "parquet"} {
 		t.Run(format, func(t *testing.T) {
 			want := reprice(t, contracts, files, format)
@@ -426,7 +428,7 @@ func TestGenerated(t *testing.T) {
 				t.Fatalf("want a run over at least 100k lines whose claims are split across files (buffered), got %+v %+v", s.Settings, s.Counts)
 			}
 			out := t.TempDir()
-			if _, err := runBeam(t, Config{Contracts: contracts, Claims: files, Out: out, Format: format}); err != nil {
+			if _, err := runBeam(t, Config{Contracts: contracts, Claims: files, Out: out, Format: format, ScheduleCache: cache}); err != nil {
 				t.Fatal(err)
 			}
 			sameRun(t, want, out, format)

@@ -44,6 +44,7 @@ func run() error {
 	flag.StringVar(&cfg.Format, "format", "csv", "format of the priced and exception files: csv or parquet")
 	flag.StringVar(&cfg.SystemDefaultRate, "system-default-rate", "", "rate for lines no contract rate or contract default covers, e.g. Percentage:60 or Amount:25.00")
 	flag.Var(&mapping, "map", "input column mapping `CANONICAL=NAME`; repeat for several")
+	flag.StringVar(&cfg.ScheduleCache, "schedule-cache", os.Getenv("REPRICER_SCHEDULE_CACHE"), "`DIR` of compiled schedule images, on the job's machine and every worker (see repricer contracts compile); empty: read the schedule on each worker")
 	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of this process to `FILE` (with the in-process Prism runner, the whole run)")
 	flag.Parse()
 	beam.Init()
