@@ -25,9 +25,12 @@ import (
 // are stored too, encoded per contract, and decoded only when Explain asks
 // for a contract's rates.
 //
-// Layout: a header (magic, CRC-32C of everything after the checksum field,
-// a layout tag, the total length and the section table), then the
-// sections, each at a 64-byte boundary. The layout tag covers the format
+// Layout: a header (magic, CRC-32C of everything after the checksum field
+// up to the rates, a layout tag, the total length, the section table and
+// the CRC-32C of the rates), then the sections, each at a 64-byte
+// boundary, the rates last. Pricing never reads the rates: they are
+// checked, and their pages touched, only when an engine that can Explain
+// is opened. The layout tag covers the format
 // version, the byte order and the Go layout of the in-place types: an
 // image from another architecture or another format version is refused
 // with ErrImageIncompatible, a damaged or truncated one with
@@ -65,10 +68,11 @@ const (
 // imageHeader is the fixed start of an image, in native byte order.
 type imageHeader struct {
 	Magic    [16]byte
-	CRC      uint64 // CRC-32C of the image from Layout to the end
+	CRC      uint64 // CRC-32C of the image from Layout to the rates section
 	Layout   uint64
 	Length   uint64
 	Sections [numSections]struct{ Off, Len uint64 }
+	RatesCRC uint64 // CRC-32C of the rates section
 }
 
 const headerSize = int(unsafe.Sizeof(imageHeader{}))
@@ -158,7 +162,7 @@ func (e *Engine) WriteImage(w io.Writer, extra []byte) error {
 		h.Sections[s].Off, h.Sections[s].Len = off, sizes[s]
 		off = alignUp(off + sizes[s])
 	}
-	h.Length = off
+	h.Length = h.Sections[secRates].Off + sizes[secRates] // the rates end the image
 	body := func(w io.Writer) error {
 		ww := &alignedWriter{w: w, at: uint64(headerSize)}
 		ww.section(&h, secMeta, mb.Bytes())
@@ -172,17 +176,36 @@ func (e *Engine) WriteImage(w io.Writer, extra []byte) error {
 		ww.pad(h.Length)
 		return ww.err
 	}
-	sum := crc32.New(castagnoli)
-	hb := headerBytes(&h)
-	sum.Write(hb[crcFrom:])
+	var ratesCRC uint32
+	for _, b := range encoded {
+		ratesCRC = crc32.Update(ratesCRC, castagnoli, b)
+	}
+	h.RatesCRC = uint64(ratesCRC)
+	sum := &prefixCRC{limit: h.Sections[secRates].Off}
+	sum.Write(headerBytes(&h)[crcFrom:])
+	sum.at = uint64(headerSize)
 	if err := body(sum); err != nil {
 		return err
 	}
-	h.CRC = uint64(sum.Sum32())
+	h.CRC = uint64(sum.crc)
 	if _, err := w.Write(headerBytes(&h)); err != nil {
 		return err
 	}
 	return body(w)
+}
+
+// prefixCRC is the CRC-32C of the bytes written before offset limit.
+type prefixCRC struct {
+	crc       uint32
+	at, limit uint64
+}
+
+func (p *prefixCRC) Write(b []byte) (int, error) {
+	if p.at < p.limit {
+		p.crc = crc32.Update(p.crc, castagnoli, b[:min(uint64(len(b)), p.limit-p.at)])
+	}
+	p.at += uint64(len(b))
+	return len(b), nil
 }
 
 // sectionBytes returns the bytes of the index's part of section s.
@@ -290,8 +313,9 @@ func (a *alignedWriter) section(h *imageHeader, s int, p []byte) {
 // extra data stored with it. The engine uses data in place, so data must
 // not change for as long as the engine, or any string it returned, is in
 // use (a read-only memory mapping of the image file is the intended use).
-// Options.Explain and Options.Compile are ignored: an engine opened from an
-// image can always Explain. A damaged or truncated image fails with
+// With Options.Explain (or Compile) the engine can Explain, and the rates
+// Explain reads are checked first; without, they are neither checked nor
+// read. A damaged or truncated image fails with
 // ErrImageCorrupt, one of another format with ErrImageIncompatible.
 func OpenImage(data []byte, opts Options) (*Engine, []byte, error) {
 	if len(data) < headerSize || string(data[:len(imageMagic)]) != imageMagic {
@@ -311,7 +335,9 @@ func OpenImage(data []byte, opts Options) (*Engine, []byte, error) {
 		return nil, nil, ErrImageIncompatible
 	case h.Length != uint64(len(data)):
 		return nil, nil, fmt.Errorf("%w: %d bytes where the header says %d", ErrImageCorrupt, len(data), h.Length)
-	case uint64(crc32.Checksum(data[crcFrom:], castagnoli)) != h.CRC:
+	case h.Sections[secRates].Off > h.Length:
+		return nil, nil, fmt.Errorf("%w: section table out of bounds", ErrImageCorrupt)
+	case uint64(crc32.Checksum(data[crcFrom:h.Sections[secRates].Off], castagnoli)) != h.CRC:
 		return nil, nil, fmt.Errorf("%w: checksum mismatch", ErrImageCorrupt)
 	}
 	var sec [numSections][]byte
@@ -336,8 +362,12 @@ func OpenImage(data []byte, opts Options) (*Engine, []byte, error) {
 	if err := errors.Join(err1, err2, err3, err4, err5); err != nil {
 		return nil, nil, err
 	}
+	explain := opts.Explain || opts.Compile
+	if explain && uint64(crc32.Checksum(sec[secRates], castagnoli)) != h.RatesCRC {
+		return nil, nil, fmt.Errorf("%w: checksum mismatch in the rates", ErrImageCorrupt)
+	}
 	opts.Explain, opts.Compile = false, false
-	e := &Engine{sched: &meta.Schedule, numRates: meta.NumRates, opts: opts, explainable: true,
+	e := &Engine{sched: &meta.Schedule, numRates: meta.NumRates, opts: opts, explainable: explain,
 		crit: &criteriaTable{strs: meta.Strs, places: meta.Places, kinds: meta.Kinds},
 		ids:  unsafe.String(unsafe.SliceData(sec[secIDs]), len(sec[secIDs]))}
 	e.contracts = make([]contractEntry, len(meta.Indexes))

@@ -88,6 +88,7 @@ func TestImagePricesAsItsSource(t *testing.T) {
 		groups := sampleClaimGroups(t)
 		for _, opts := range []Options{{}, {SystemDefault: &sys}} {
 			src := New(v, Options{SystemDefault: opts.SystemDefault, Explain: true})
+			opts.Explain = true
 			img, _ := imageOf(t, src, opts)
 			checkSamePrices(t, src, img, groups, 1)
 			checkExplainMatches(t, img, groups)
@@ -103,7 +104,7 @@ func TestImagePricesAsItsSource(t *testing.T) {
 			t.Fatal("the generated schedule has no issue to carry over")
 		}
 		src := New(v, Options{Explain: true})
-		img, _ := imageOf(t, New(v, Options{Compile: true}), Options{})
+		img, _ := imageOf(t, New(v, Options{Compile: true}), Options{Explain: true})
 		var groups [][]claims.Item
 		g := synth.Claims(synth.ClaimOptions{Schedule: s, Seed: 3, Lines: 60_000})
 		var row synth.Row
@@ -123,7 +124,7 @@ func TestImagePricesAsItsSource(t *testing.T) {
 	t.Run("WA fee schedules", func(t *testing.T) {
 		v, groups := waSchedule(t)
 		src := New(v, Options{Explain: true})
-		img, _ := imageOf(t, New(v, Options{Compile: true}), Options{})
+		img, _ := imageOf(t, New(v, Options{Compile: true}), Options{Explain: true})
 		if n := checkSamePrices(t, src, img, groups, 4001); n < 15_000 {
 			t.Errorf("compared %d lines", n)
 		}
@@ -192,10 +193,16 @@ func waSchedule(t *testing.T) (*contracts.Validated, [][]claims.Item) {
 }
 
 func TestImageRefusesDamage(t *testing.T) {
-	_, data := imageOf(t, New(sampleSchedule(t), Options{Compile: true}), Options{})
-	check := func(t *testing.T, name string, b []byte) {
+	v := sampleSchedule(t)
+	src := New(v, Options{Explain: true})
+	_, data := imageOf(t, New(v, Options{Compile: true}), Options{})
+	var h imageHeader
+	copy(headerBytes(&h), data)
+	ratesAt := int(h.Sections[secRates].Off)
+	groups := sampleClaimGroups(t)
+	check := func(t *testing.T, name string, b []byte, opts Options) {
 		t.Helper()
-		_, _, err := OpenImage(b, Options{})
+		_, _, err := OpenImage(b, opts)
 		if !errors.Is(err, ErrImageCorrupt) && !errors.Is(err, ErrImageIncompatible) {
 			t.Fatalf("%s: OpenImage = %v, want ErrImageCorrupt or ErrImageIncompatible", name, err)
 		}
@@ -203,15 +210,25 @@ func TestImageRefusesDamage(t *testing.T) {
 	for at := 0; at < len(data); at++ {
 		b := bytes.Clone(data)
 		b[at] ^= 0x10
-		check(t, "byte "+strconv.Itoa(at)+" flipped", b)
+		name := "byte " + strconv.Itoa(at) + " flipped"
+		check(t, name, b, Options{Explain: true})
+		if at < ratesAt {
+			check(t, name, b, Options{})
+		} else if at%101 == 0 {
+			// Pricing does not read the rates Explain reads: an engine that
+			// cannot Explain opens and prices as the source does.
+			e, _, err := OpenImage(b, Options{})
+			if err != nil {
+				t.Fatalf("%s, in the rates: %v", name, err)
+			}
+			checkSamePrices(t, src, e, groups, 0)
+		}
 	}
 	for _, n := range []int{0, 1, headerSize - 1, headerSize, len(data) / 2, len(data) - 1} {
-		check(t, "truncated to "+strconv.Itoa(n), data[:n])
+		check(t, "truncated to "+strconv.Itoa(n), data[:n], Options{})
 	}
-	check(t, "one byte appended", append(bytes.Clone(data), 0))
+	check(t, "one byte appended", append(bytes.Clone(data), 0), Options{})
 
-	var h imageHeader
-	copy(headerBytes(&h), data)
 	h.Layout++
 	b := bytes.Clone(data)
 	copy(b, headerBytes(&h))
