@@ -51,6 +51,7 @@ type config struct {
 	ordered, printSQL      bool
 	explain                bool
 	check                  string
+	copy                   bool
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -65,12 +66,16 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.BoolVar(&cfg.ordered, "ordered", false, "keep input order in the output with ORDER BY, as repricer does (slow in DuckDB; see README)")
 	fs.BoolVar(&cfg.printSQL, "print-sql", false, "print the pricing query and exit")
 	fs.BoolVar(&cfg.explain, "explain", false, "print DuckDB's EXPLAIN ANALYZE of the query instead of timing it")
+	fs.BoolVar(&cfg.copy, "copy", false, "instead of pricing, copy -claims (Parquet or CSV) to -out in the same format with one plain COPY: the floor of reading and writing the file")
 	fs.StringVar(&cfg.check, "check", "", "instead of pricing, read repricer's output `DIR` (priced.parquet, exceptions.parquet) and print its totals")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	if cfg.check != "" {
 		return checkOutputs(ctx, cfg.check, stdout)
+	}
+	if cfg.copy {
+		return copyClaims(ctx, cfg, stdout)
 	}
 	if cfg.printSQL {
 		fmt.Fprintln(stdout, pricingSQL("claims.parquet", cfg.ordered))
@@ -150,6 +155,47 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	_, err = fmt.Fprintf(stdout, "duckdb lines=%d seconds=%.3f lines_per_sec=%.0f load_seconds=%.3f priced=%d\n",
 		lines, secs, float64(lines)/max(secs, 1e-9), loadSecs, priced)
+	return err
+}
+
+// copyClaims copies the claims file to cfg.out in its format with one
+// COPY statement and prints
+//
+//	duckdb_copy lines=N seconds=S lines_per_sec=R
+func copyClaims(ctx context.Context, cfg config, stdout io.Writer) error {
+	db, err := sql.Open("duckdb", "")
+	if err != nil {
+		return fmt.Errorf("open duckdb: %w", err)
+	}
+	defer db.Close()
+	db.SetMaxOpenConns(1) // the settings hold for the COPY's connection
+	settings := []string{"SET preserve_insertion_order = true"}
+	if cfg.threads > 0 {
+		settings = append(settings, fmt.Sprintf("SET threads = %d", cfg.threads))
+	}
+	if cfg.memoryLimit != "" {
+		settings = append(settings, "SET memory_limit = '"+strings.ReplaceAll(cfg.memoryLimit, "'", "")+"'")
+	}
+	for _, q := range settings {
+		if _, err := db.ExecContext(ctx, q); err != nil {
+			return fmt.Errorf("%s: %w", q, err)
+		}
+	}
+	q := "COPY (SELECT * FROM read_parquet(" + quote(cfg.claims) + ")) TO " + quote(cfg.out) + " (FORMAT PARQUET, COMPRESSION SNAPPY)"
+	if strings.HasSuffix(cfg.claims, ".csv") {
+		q = "COPY (SELECT * FROM read_csv(" + quote(cfg.claims) + ")) TO " + quote(cfg.out) + " (FORMAT CSV, HEADER)"
+	}
+	start := time.Now()
+	res, err := db.ExecContext(ctx, q)
+	if err != nil {
+		return fmt.Errorf("copy: %w", err)
+	}
+	secs := time.Since(start).Seconds()
+	lines, err := res.RowsAffected()
+	if err != nil {
+		return err
+	}
+	_, err = fmt.Fprintf(stdout, "duckdb_copy lines=%d seconds=%.3f lines_per_sec=%.0f\n", lines, secs, float64(lines)/max(secs, 1e-9))
 	return err
 }
 
