@@ -80,8 +80,9 @@ func TestCacheFolder(t *testing.T) {
 		if e.Schedule().Fingerprint == "" || len(e.Schedule().Issues) == 0 {
 			t.Error("the image lost the schedule's fingerprint or issues")
 		}
-		// Explain works from the image, whatever the options.
-		if x := e.ExplainLine(lines[0].Line); x.Rate == nil && x.Contract == nil {
+		// An engine that explains opens from the image too.
+		ex := cached(t, c, src, rates.Options{SystemDefault: &sys, Explain: true}, load.CacheHit)
+		if x := ex.ExplainLine(lines[0].Line); x.Rate == nil && x.Contract == nil {
 			t.Error("no explanation from the image")
 		}
 	})

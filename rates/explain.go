@@ -244,12 +244,12 @@ func (e *Engine) ExplainLine(l claims.Line) *Explanation {
 // Explain traces the pricing of items[i] as PriceClaim prices it among
 // items, which hold all the lines of its claim (the other lines matter for
 // duplicate line numbers and the stop loss of the case). It does not modify
-// items. i must index items, and the engine must have its rates
-// (Options.Explain or Options.Compile, or an engine opened from an image).
+// items. i must index items, and the engine must have its rates: built or
+// opened from an image with Options.Explain (or Options.Compile).
 func (e *Engine) Explain(items []claims.Item, i int) *Explanation {
 	_ = items[i] // i must index items
 	if !e.explainable {
-		panic("rates: Explain needs an Engine built with Options.Explain or Options.Compile, or opened from an image")
+		panic("rates: Explain needs an Engine built or opened from an image with Options.Explain (or Options.Compile)")
 	}
 	traces := make([]*Explanation, len(items))
 	seen := map[int64]bool{}
