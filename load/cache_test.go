@@ -12,7 +12,6 @@ import (
 	"github.com/repricer/repricer/connectors/bundle"
 	"github.com/repricer/repricer/connectors/postgres"
 	"github.com/repricer/repricer/connectors/postgres/pgtest"
-	"github.com/repricer/repricer/contracts"
 	"github.com/repricer/repricer/load"
 	"github.com/repricer/repricer/rates"
 )
@@ -147,22 +146,8 @@ func TestCacheFolder(t *testing.T) {
 
 func TestCacheDatabase(t *testing.T) {
 	ctx := context.Background()
-	s, err := bundle.Read(ctx, sampleContracts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	// Without the rows the database refuses.
-	refused := map[string]bool{"C008": true, "8001": true, "2008": true, "4006": true, "10006": true, "14004": true, "14005": true}
-	s.Contracts = slices.DeleteFunc(s.Contracts, func(c contracts.Contract) bool { return refused[c.ID] })
-	s.Rates = slices.DeleteFunc(s.Rates, func(r contracts.Rate) bool { return refused[r.ID] })
-	url := pgtest.NewDatabase(t)
+	url := sampleDatabase(t)
 	db := pgtest.Open(t, url)
-	if err := postgres.Migrate(ctx, db.DB); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := postgres.Import(ctx, db, s); err != nil {
-		t.Fatal(err)
-	}
 	lines := readClaims(t, sampleClaims)
 	c := &load.Cache{Dir: t.TempDir()}
 	fresh := func() []string {

@@ -193,23 +193,7 @@ func priceAll(e *rates.Engine, lines []claims.Item) []string {
 // loading the whole schedule.
 func TestStreamedDatabaseMatchesWholeLoad(t *testing.T) {
 	ctx := context.Background()
-	s, err := bundle.Read(ctx, sampleContracts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	// Without the rows the database refuses (an overlapping contract and
-	// malformed rates).
-	refused := map[string]bool{"C008": true, "8001": true, "2008": true, "4006": true, "10006": true, "14004": true, "14005": true}
-	s.Contracts = slices.DeleteFunc(s.Contracts, func(c contracts.Contract) bool { return refused[c.ID] })
-	s.Rates = slices.DeleteFunc(s.Rates, func(r contracts.Rate) bool { return refused[r.ID] })
-	url := pgtest.NewDatabase(t)
-	db := pgtest.Open(t, url)
-	if err := postgres.Migrate(ctx, db.DB); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := postgres.Import(ctx, db, s); err != nil {
-		t.Fatal(err)
-	}
+	url := sampleDatabase(t)
 	streamed, _, err := stream(ctx, url, time.Minute, rates.Options{})
 	if err != nil {
 		t.Fatalf("load.Stream: %v (the database returns rates in rate_id order)", err)
@@ -227,4 +211,28 @@ func TestStreamedDatabaseMatchesWholeLoad(t *testing.T) {
 	if got, exp := priceAll(streamed, lines), priceAll(want, lines); !slices.Equal(got, exp) {
 		t.Errorf("prices differ")
 	}
+}
+
+// sampleDatabase imports the sample into a new database, without the rows
+// the database refuses (an overlapping contract and malformed rates), and
+// returns its URL.
+func sampleDatabase(t *testing.T) string {
+	t.Helper()
+	ctx := context.Background()
+	s, err := bundle.Read(ctx, sampleContracts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	refused := map[string]bool{"C008": true, "8001": true, "2008": true, "4006": true, "10006": true, "14004": true, "14005": true}
+	s.Contracts = slices.DeleteFunc(s.Contracts, func(c contracts.Contract) bool { return refused[c.ID] })
+	s.Rates = slices.DeleteFunc(s.Rates, func(r contracts.Rate) bool { return refused[r.ID] })
+	url := pgtest.NewDatabase(t)
+	db := pgtest.Open(t, url)
+	if err := postgres.Migrate(ctx, db.DB); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := postgres.Import(ctx, db, s); err != nil {
+		t.Fatal(err)
+	}
+	return url
 }
