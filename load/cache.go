@@ -151,8 +151,7 @@ func (c *Cache) Engine(ctx context.Context, src string, opts Options) (*rates.En
 	}
 	if e, why := c.open(name, want, opts.Rates); e != nil {
 		// The mapped image rather than the built engine: its pages are
-		// shared and not on the heap, whose engine is returned now.
-		built = nil
+		// shared and not on the heap; return the built one's memory now.
 		debug.FreeOSMemory()
 		c.log().Info("schedule image built", "stage", "load", "image", name)
 		return e, desc, use(CacheBuilt), nil
