@@ -18,8 +18,10 @@ import (
 	"github.com/apache/arrow-go/v18/parquet/pqarrow"
 
 	"github.com/repricer/repricer/claims"
+	"github.com/repricer/repricer/connectors/claimcsv"
 	"github.com/repricer/repricer/connectors/claimparquet"
 	"github.com/repricer/repricer/pipeline"
+	"github.com/repricer/repricer/synth"
 )
 
 const benchRows = 1 << 20
@@ -181,6 +183,73 @@ func BenchmarkWrite(b *testing.B) {
 			}
 			b.ReportMetric(float64(benchRows)*float64(b.N)/b.Elapsed().Seconds(), "rows/s")
 			b.ReportMetric(float64(size), "out-bytes")
+		})
+	}
+}
+
+// synthInputs are the same generated claims (the shape of `repricer gen`)
+// as Parquet and as CSV.
+var synthInputs = sync.OnceValues(func() (pq, csv []byte) {
+	s := synth.Schedule(synth.ScheduleOptions{Seed: 5, Contracts: 200, Rates: 20000})
+	gen := func() *synth.ClaimGen {
+		return synth.Claims(synth.ClaimOptions{Schedule: s, Seed: 9, Lines: benchRows / 2})
+	}
+	var p, c bytes.Buffer
+	if _, err := synth.WriteParquet(context.Background(), &p, gen()); err != nil {
+		panic(err)
+	}
+	if _, err := synth.WriteCSV(context.Background(), &c, gen()); err != nil {
+		panic(err)
+	}
+	return p.Bytes(), c.Bytes()
+})
+
+// BenchmarkReadVsCSV reads the same generated claims as Parquet and as CSV
+// the way the pipeline does (ReadArena into a buffer reused every 4096
+// lines) and reports rows/s; the CSV reader is the baseline the Parquet
+// reader is held to: compare their rows/s within one run.
+func BenchmarkReadVsCSV(b *testing.B) {
+	pq, csv := synthInputs()
+	for _, bc := range []struct {
+		name string
+		open func() (pipeline.ArenaReader, error)
+	}{
+		{"parquet", func() (pipeline.ArenaReader, error) {
+			return claimparquet.NewReader(context.Background(), bytes.NewReader(pq), "bench.parquet", nil)
+		}},
+		{"csv-baseline", func() (pipeline.ArenaReader, error) {
+			return claimcsv.NewReader(bytes.NewReader(csv), "bench.csv", nil)
+		}},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for range b.N {
+				rd, err := bc.open()
+				if err != nil {
+					b.Fatal(err)
+				}
+				var l claims.Line
+				var arena []byte
+				n := 0
+				for ; ; n++ {
+					if n%4096 == 0 {
+						arena = arena[:0]
+					}
+					if arena, err = rd.ReadArena(&l, arena); err != nil {
+						break
+					}
+				}
+				if !errors.Is(err, io.EOF) {
+					b.Fatal(err)
+				}
+				if c, ok := rd.(io.Closer); ok {
+					c.Close()
+				}
+				if n != benchRows/2 {
+					b.Fatalf("read %d rows", n)
+				}
+			}
+			b.ReportMetric(float64(benchRows/2)*float64(b.N)/b.Elapsed().Seconds(), "rows/s")
 		})
 	}
 }
