@@ -179,6 +179,7 @@ done
 
 if [[ "$small" != "$lines" ]]; then
 	dataset "$small" "$first_format"
+	"$bin/repricer" contracts compile --contracts "$DIR/contracts" --schedule-cache "$cache" >/dev/null
 	reprice_run "$first_format" "$cache"
 	record rss_kb_small "$RSS_KB"
 fi
