@@ -77,6 +77,7 @@ type Engine struct {
 	// explainable: Explain has the rates it reasons with, in sched.Rates
 	// or encoded in each contractEntry.rates (Options.Compile, images).
 	explainable bool
+	rateFiles   []string // the source files of the encoded rates, by id
 }
 
 type contractEntry struct {
@@ -87,8 +88,8 @@ type contractEntry struct {
 	// reads these compact entries, not each candidate's Contract.
 	eff, exp contracts.Date
 	// rates holds the contract's accepted rates in source order, encoded
-	// (see appendRate), when the engine was compiled or opened from an
-	// image; nil otherwise.
+	// (see appendRate; their source files are Engine.rateFiles), when the
+	// engine was compiled or opened from an image; nil otherwise.
 	rates []byte
 }
 
@@ -119,6 +120,7 @@ type Builder struct {
 	pending  map[string][]pendingRate // active rates by contract
 	counts   map[string]int           // accepted rates by contract
 	encoded  map[string][]byte        // accepted rates by contract, with Options.Compile
+	files    fileTable                // the encoded rates' source files
 }
 
 // NewBuilder starts an engine for rates whose kinds have these priorities
@@ -133,7 +135,7 @@ func NewBuilder(priority map[string]int, opts Options) *Builder {
 func (b *Builder) Add(r *contracts.Rate) {
 	b.counts[r.ContractID]++
 	if b.opts.Compile {
-		b.encoded[r.ContractID] = appendRate(b.encoded[r.ContractID], r)
+		b.encoded[r.ContractID] = appendRate(b.encoded[r.ContractID], r, &b.files)
 	}
 	if r.Active {
 		off := uint32(b.ids.Len())
@@ -152,7 +154,7 @@ func (b *Builder) Build(v *contracts.Validated) *Engine {
 		sched.Rates = nil
 	}
 	e := &Engine{sched: &sched, crit: b.crit, ids: b.ids.String(), opts: b.opts,
-		explainable: b.opts.Explain || b.opts.Compile}
+		explainable: b.opts.Explain || b.opts.Compile, rateFiles: b.files.names}
 	e.contracts = make([]contractEntry, len(v.Contracts))
 	for i := range v.Contracts {
 		c := &v.Contracts[i]

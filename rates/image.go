@@ -48,7 +48,7 @@ var ErrNoRates = errors.New("rates: the engine kept no rates to write an image w
 
 const (
 	imageMagic   = "repricer-image\x00\n"
-	imageVersion = 1
+	imageVersion = 2
 	imageAlign   = 64
 )
 
@@ -101,6 +101,7 @@ type imageMeta struct {
 	Places   [][]string
 	Kinds    []string
 	Indexes  []imageIndex // one per contract, in Schedule.Contracts order
+	Files    []string     // the rates' source files, by id
 	Extra    []byte
 }
 
@@ -127,9 +128,9 @@ func (e *Engine) WriteImage(w io.Writer, extra []byte) error {
 	if !e.explainable {
 		return ErrNoRates
 	}
-	encoded := e.encodedRates()
+	encoded, files := e.encodedRates()
 	meta := imageMeta{Schedule: *e.sched, NumRates: e.numRates, Strs: e.crit.strs, Places: e.crit.places,
-		Kinds: e.crit.kinds, Indexes: make([]imageIndex, len(e.contracts)), Extra: extra}
+		Kinds: e.crit.kinds, Indexes: make([]imageIndex, len(e.contracts)), Files: files, Extra: extra}
 	meta.Schedule.Rates = nil
 	var sizes [numSections]uint64
 	sizes[secIDs] = uint64(len(e.ids))
@@ -225,15 +226,17 @@ func (ix *rateIndex) sectionBytes(s int, encoded []byte) []byte {
 	return encoded
 }
 
-// encodedRates returns each contract's accepted rates, encoded.
-func (e *Engine) encodedRates() [][]byte {
+// encodedRates returns each contract's accepted rates, encoded, and the
+// table of their source files.
+func (e *Engine) encodedRates() ([][]byte, []string) {
 	out := make([][]byte, len(e.contracts))
 	if e.sched.Rates == nil {
 		for i := range e.contracts {
 			out[i] = e.contracts[i].rates
 		}
-		return out
+		return out, e.rateFiles
 	}
+	var files fileTable
 	at := make(map[string]int, len(e.contracts))
 	for i := range e.contracts {
 		at[e.contracts[i].c.ID] = i
@@ -241,10 +244,10 @@ func (e *Engine) encodedRates() [][]byte {
 	for k := range e.sched.Rates {
 		r := &e.sched.Rates[k]
 		if i, ok := at[r.ContractID]; ok {
-			out[i] = appendRate(out[i], r)
+			out[i] = appendRate(out[i], r, &files)
 		}
 	}
-	return out
+	return out, files.names
 }
 
 func imageSpans(m map[string]span) []imageSpan {
@@ -367,7 +370,7 @@ func OpenImage(data []byte, opts Options) (*Engine, []byte, error) {
 		return nil, nil, fmt.Errorf("%w: checksum mismatch in the rates", ErrImageCorrupt)
 	}
 	opts.Explain, opts.Compile = false, false
-	e := &Engine{sched: &meta.Schedule, numRates: meta.NumRates, opts: opts, explainable: explain,
+	e := &Engine{sched: &meta.Schedule, numRates: meta.NumRates, opts: opts, explainable: explain, rateFiles: meta.Files,
 		crit: &criteriaTable{strs: meta.Strs, places: meta.Places, kinds: meta.Kinds},
 		ids:  unsafe.String(unsafe.SliceData(sec[secIDs]), len(sec[secIDs]))}
 	e.contracts = make([]contractEntry, len(meta.Indexes))
@@ -419,9 +422,24 @@ func part[T any](s []T, at [2]uint64, err error) ([]T, error) {
 	return s[at[0] : at[0]+at[1] : at[0]+at[1]], nil
 }
 
+// fileTable numbers the source files of encoded rates (a schedule has one
+// or a few), so that a rate stores its file as a small integer.
+type fileTable struct {
+	names []string
+	ids   map[string]uint32
+}
+
+func (t *fileTable) id(name string) uint32 {
+	if t.ids == nil {
+		t.ids = map[string]uint32{}
+	}
+	return intern(t.ids, &t.names, name, name)
+}
+
 // appendRate appends r in the compact encoding of an engine's kept rates:
-// varints and length-prefixed strings, in contracts.Rate field order.
-func appendRate(b []byte, r *contracts.Rate) []byte {
+// varints and length-prefixed strings, in contracts.Rate field order, the
+// source file as its id in files.
+func appendRate(b []byte, r *contracts.Rate, files *fileTable) []byte {
 	str := func(s string) { b = binary.AppendUvarint(b, uint64(len(s))); b = append(b, s...) }
 	num := func(n int64) { b = binary.AppendVarint(b, n) }
 	str(r.ID)
@@ -450,7 +468,7 @@ func appendRate(b []byte, r *contracts.Rate) []byte {
 		}
 	}
 	num(flags)
-	str(r.Source.File)
+	num(int64(files.id(r.Source.File)))
 	num(int64(r.Source.Row))
 	num(int64(r.Source.Line))
 	if r.LoadError != nil {
@@ -495,8 +513,9 @@ func (d *rateDecoder) fail() {
 	d.b = nil
 }
 
-// decodeRates decodes rates appendRate wrote, back to back.
-func decodeRates(b []byte) ([]contracts.Rate, error) {
+// decodeRates decodes rates appendRate wrote, back to back, with their
+// table of source files.
+func decodeRates(b []byte, files []string) ([]contracts.Rate, error) {
 	d := rateDecoder{b: b}
 	var out []contracts.Rate
 	for len(d.b) > 0 && d.err == nil {
@@ -513,7 +532,12 @@ func decodeRates(b []byte) ([]contracts.Rate, error) {
 		r.MinUnits, r.MaxUnits = int(d.num()), int(d.num())
 		flags := d.num()
 		r.RequiresAuth, r.RequiresReview, r.Active = flags&1 != 0, flags&2 != 0, flags&4 != 0
-		r.Source = contracts.Source{File: d.str(), Row: int(d.num()), Line: int(d.num())}
+		if f := d.num(); f >= 0 && f < int64(len(files)) {
+			r.Source.File = files[f]
+		} else {
+			d.fail()
+		}
+		r.Source.Row, r.Source.Line = int(d.num()), int(d.num())
 		if flags&8 != 0 {
 			r.LoadError = &contracts.FieldError{Field: d.str(), Value: d.str(), Reason: d.str()}
 		}
@@ -526,7 +550,7 @@ func decodeRates(b []byte) ([]contracts.Rate, error) {
 // order, for Explain.
 func (e *Engine) contractRates(ce *contractEntry) []contracts.Rate {
 	if e.sched.Rates == nil {
-		rs, err := decodeRates(ce.rates)
+		rs, err := decodeRates(ce.rates, e.rateFiles)
 		if err != nil {
 			panic("rates: an engine's encoded rates do not decode: " + err.Error()) // the image's checksum held
 		}

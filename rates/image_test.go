@@ -261,26 +261,33 @@ func TestRateEncodingRoundTrip(t *testing.T) {
 	rs = append(rs, contracts.Rate{ID: "X", PlaceOfService: []string{"11", "22"}, End: -3, MinUnits: 2, MaxUnits: 9,
 		RequiresReview: true, LoadError: &contracts.FieldError{Field: "f", Value: "v", Reason: "r"}})
 	var b []byte
+	var files fileTable
 	for i := range rs {
-		b = appendRate(b, &rs[i])
+		b = appendRate(b, &rs[i], &files)
 	}
-	got, err := decodeRates(b)
+	got, err := decodeRates(b, files.names)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if !reflect.DeepEqual(got, rs) {
 		t.Fatal("decoded rates differ from the encoded ones")
 	}
+	if len(files.names) != 2 {
+		t.Errorf("source files %q, want the sample's rates.csv and the extra rate's none", files.names)
+	}
+	if _, err := decodeRates(b, files.names[:1]); err == nil {
+		t.Error("a rate whose file is not in the table decoded")
+	}
 	// A cut anywhere but between two rates is an error; one between them
 	// decodes the rates before it.
 	ends := map[int]int{0: 0}
 	var end []byte
 	for i := range rs {
-		end = appendRate(end, &rs[i])
+		end = appendRate(end, &rs[i], &files)
 		ends[len(end)] = i + 1
 	}
 	for n := range b {
-		got, err := decodeRates(b[:n])
+		got, err := decodeRates(b[:n], files.names)
 		if k, boundary := ends[n]; boundary != (err == nil) || (boundary && len(got) != k) {
 			t.Fatalf("cut at %d: %d rates, error %v", n, len(got), err)
 		}
