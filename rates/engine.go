@@ -56,7 +56,7 @@ type Options struct {
 	// ExplainLine reason with. Without it the engine keeps only its compact
 	// index (about a quarter of the memory) and Explain panics.
 	Explain bool
-	// Compile keeps every accepted rate in a compact encoding (about 60
+	// Compile keeps every accepted rate in a compact encoding (about 55
 	// bytes a rate, against 250 for a contracts.Rate) for WriteImage, which
 	// stores them so that an engine opened from the image can Explain. An
 	// engine built with Compile can Explain too.
