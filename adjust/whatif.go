@@ -16,6 +16,10 @@ import (
 type Schedule struct {
 	S      *contracts.Schedule
 	Source string
+	// Engine, when set, is S's engine already built (or opened from its
+	// compiled image, see load.Cache), priced with instead of validating
+	// and indexing S again. It must be S's: its options are the engine's.
+	Engine *rates.Engine
 }
 
 // WhatIf prices the claim files against the current and the proposed
@@ -36,7 +40,11 @@ func WhatIf(ctx context.Context, current, proposed Schedule, claimFiles []string
 		dir string
 		s   Schedule
 	}{{"current", current}, {"proposed", proposed}} {
-		cfg := pipeline.Config{Engine: rates.New(contracts.Validate(r.s.S), opts), Claims: claimFiles,
+		eng := r.s.Engine
+		if eng == nil {
+			eng = rates.New(contracts.Validate(r.s.S), opts)
+		}
+		cfg := pipeline.Config{Engine: eng, Claims: claimFiles,
 			OutDir: filepath.Join(tmp, r.dir), Format: "csv", ReferenceSource: r.s.Source}
 		if opts.SystemDefault != nil {
 			cfg.SystemDefaultRate = opts.SystemDefault.String()

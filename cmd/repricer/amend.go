@@ -275,6 +275,7 @@ Example:
 			systemDefaultRateFlag(),
 			todayFlag(),
 			dbTimeoutFlag(),
+			scheduleCacheFlag(),
 		},
 		Action: whatIf,
 	}
@@ -310,7 +311,19 @@ func whatIf(c *cli.Context) error {
 	if err != nil {
 		return refused(err)
 	}
-	rep, err := adjust.WhatIf(ctx, adjust.Schedule{S: current, Source: currentSrc}, adjust.Schedule{S: next, Source: proposed}, claimFiles, opts)
+	cur := adjust.Schedule{S: current, Source: currentSrc}
+	// The current schedule prices from its compiled image when that is
+	// current; the proposal is new, so it is validated and indexed here.
+	if cache := scheduleCache(c, warnLogger(c.App.ErrWriter)); cache != nil {
+		eng, _, err := loadEngine(ctx, src, c.Duration("db-timeout"), opts, cache)
+		if err != nil {
+			return err
+		}
+		if eng.Schedule().Fingerprint == current.Fingerprint() { // not changed between the two reads
+			cur.Engine = eng
+		}
+	}
+	rep, err := adjust.WhatIf(ctx, cur, adjust.Schedule{S: next, Source: proposed}, claimFiles, opts)
 	if err != nil {
 		return err
 	}
