@@ -98,6 +98,9 @@ func TestImagePricesAsItsSource(t *testing.T) {
 		}
 	})
 	t.Run("generated", func(t *testing.T) {
+		if testing.Short() {
+			t.Skip("60k generated lines (slow under -race); the full suite runs them")
+		}
 		s := synth.Schedule(synth.ScheduleOptions{Seed: 3, Contracts: 300, Rates: 60_000, BadRateShare: 0.02})
 		v := contracts.Validate(s)
 		if len(v.Issues) == 0 {
@@ -122,6 +125,9 @@ func TestImagePricesAsItsSource(t *testing.T) {
 		}
 	})
 	t.Run("WA fee schedules", func(t *testing.T) {
+		if testing.Short() {
+			t.Skip("94k rates (slow under -race); the full suite runs them")
+		}
 		v, groups := waSchedule(t)
 		src := New(v, Options{Explain: true})
 		img, _ := imageOf(t, New(v, Options{Compile: true}), Options{Explain: true})
