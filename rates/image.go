@@ -93,9 +93,13 @@ func imageLayout() uint64 {
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
-// imageMeta is the gob-encoded part of an image.
+// imageMeta is the gob-encoded part of an image. It holds no map: gob
+// sizes a map from its count before reading its entries, and a damaged
+// count would size it huge; slices grow as they are read.
 type imageMeta struct {
-	Schedule contracts.Validated // without Rates
+	Schedule contracts.Validated // without Rates, Priority and Rejected
+	Priority []imageEntry
+	Rejected []imageEntry
 	NumRates int
 	Strs     []string
 	Places   [][]string
@@ -120,6 +124,12 @@ type imageSpan struct {
 	Off, N uint32
 }
 
+// imageEntry is an entry of the schedule's Priority or Rejected map.
+type imageEntry struct {
+	Key, Value string
+	N          int
+}
+
 // WriteImage writes e as an image to w, with extra (a caller's own data,
 // such as what the schedule was read from) stored beside it and returned by
 // OpenImage. The engine must hold its rates (Options.Compile or
@@ -131,7 +141,13 @@ func (e *Engine) WriteImage(w io.Writer, extra []byte) error {
 	encoded, files := e.encodedRates()
 	meta := imageMeta{Schedule: *e.sched, NumRates: e.numRates, Strs: e.crit.strs, Places: e.crit.places,
 		Kinds: e.crit.kinds, Indexes: make([]imageIndex, len(e.contracts)), Files: files, Extra: extra}
-	meta.Schedule.Rates = nil
+	meta.Schedule.Rates, meta.Schedule.Priority, meta.Schedule.Rejected = nil, nil, nil
+	for k, p := range e.sched.Priority {
+		meta.Priority = append(meta.Priority, imageEntry{Key: k, N: p})
+	}
+	for k, why := range e.sched.Rejected {
+		meta.Rejected = append(meta.Rejected, imageEntry{Key: k, Value: why})
+	}
 	var sizes [numSections]uint64
 	sizes[secIDs] = uint64(len(e.ids))
 	for i := range e.contracts {
@@ -353,6 +369,14 @@ func OpenImage(data []byte, opts Options) (*Engine, []byte, error) {
 	var meta imageMeta
 	if err := gob.NewDecoder(bytes.NewReader(sec[secMeta])).Decode(&meta); err != nil {
 		return nil, nil, fmt.Errorf("%w: %v", ErrImageCorrupt, err)
+	}
+	meta.Schedule.Priority = make(map[string]int, len(meta.Priority))
+	for _, x := range meta.Priority {
+		meta.Schedule.Priority[x.Key] = x.N
+	}
+	meta.Schedule.Rejected = make(map[string]string, len(meta.Rejected))
+	for _, x := range meta.Rejected {
+		meta.Schedule.Rejected[x.Key] = x.Value
 	}
 	if len(meta.Indexes) != len(meta.Schedule.Contracts) {
 		return nil, nil, fmt.Errorf("%w: %d indexes for %d contracts", ErrImageCorrupt, len(meta.Indexes), len(meta.Schedule.Contracts))

@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -298,4 +299,55 @@ func TestRateEncodingRoundTrip(t *testing.T) {
 			t.Fatalf("cut at %d: %d rates, error %v", n, len(got), err)
 		}
 	}
+}
+
+// TestImageDamageBehindChecksums opens images damaged at random whose
+// checksums were made to match, so that the damage reaches the decoding
+// behind them: OpenImage must refuse or open them, never panic. (The
+// checksums stop accidental damage; this is about a deliberate one.)
+func TestImageDamageBehindChecksums(t *testing.T) {
+	// A small schedule with every kind of table: a range, a long code,
+	// places of service, a specialty, a second vendor.
+	long := func(r *contracts.Rate) { r.CPTCode = "ABCDEFGHIJ" }
+	rng := func(r *contracts.Rate) { r.CPTCode, r.RangeStart, r.RangeEnd = "", "10000", "19999" }
+	pos := func(r *contracts.Rate) { r.PlaceOfService = []string{"11", "22"} }
+	spec := func(r *contracts.Rate) { r.Kind, r.CPTCode, r.Specialty = contracts.KindSpecialty, "", "CARDIOLOGY" }
+	e := engine(t, []contracts.Contract{contract("C1"), contract("C2", func(c *contracts.Contract) { c.VendorID = "V2" })},
+		[]contracts.Rate{rate("1", "10"), rate("2", "20", long), rate("3", "30", rng), rate("4", "40", pos), rate("5", "50", spec)},
+		Options{Compile: true})
+	var buf bytes.Buffer
+	if err := e.WriteImage(&buf, nil); err != nil {
+		t.Fatal(err)
+	}
+	r := rand.New(rand.NewPCG(3, 5))
+	for i := 0; i < 20_000; i++ {
+		data := bytes.Clone(buf.Bytes())
+		for range 1 + r.IntN(4) {
+			data[r.IntN(len(data))] = byte(r.IntN(256))
+		}
+		var h imageHeader
+		copy(headerBytes(&h), data)
+		if off := h.Sections[secRates].Off; off <= uint64(len(data)) && off >= uint64(crcFrom) {
+			h.RatesCRC = uint64(crc32.Checksum(data[off:], castagnoli))
+			copy(data, headerBytes(&h))
+			h.CRC = uint64(crc32.Checksum(data[crcFrom:off], castagnoli))
+			copy(data, headerBytes(&h))
+		}
+		_, _, _ = OpenImage(data, Options{Explain: true})
+	}
+}
+
+// FuzzDecodeRates decodes arbitrary bytes as encoded rates: an error or
+// rates, never a panic.
+func FuzzDecodeRates(f *testing.F) {
+	var b []byte
+	var files fileTable
+	v := sampleSchedule(f)
+	for i := range v.Rates[:3] {
+		b = appendRate(b, &v.Rates[i], &files)
+	}
+	f.Add(b)
+	f.Fuzz(func(t *testing.T, b []byte) {
+		_, _ = decodeRates(b, files.names)
+	})
 }
