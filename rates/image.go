@@ -48,7 +48,7 @@ var ErrNoRates = errors.New("rates: the engine kept no rates to write an image w
 
 const (
 	imageMagic   = "repricer-image\x00\n"
-	imageVersion = 2
+	imageVersion = 3
 	imageAlign   = 64
 )
 
