@@ -27,17 +27,8 @@ func RecordRun(ctx context.Context, target string, timeout time.Duration, rec Ru
 
 // withLedgerDB opens the ledger database at url for fn and closes it,
 // reporting a failed close when fn succeeded.
-func withLedgerDB(ctx context.Context, url string, timeout time.Duration, fn func(*sqlx.DB) error) (err error) {
-	db, err := postgres.Open(ctx, url, postgres.Options{StatementTimeout: timeout})
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if cerr := db.Close(); cerr != nil && err == nil {
-			err = cerr
-		}
-	}()
-	return fn(db)
+func withLedgerDB(ctx context.Context, url string, timeout time.Duration, fn func(*sqlx.DB) error) error {
+	return postgres.WithDB(ctx, url, postgres.Options{StatementTimeout: timeout}, fn)
 }
 
 // pgRunRecord maps a ledger entry onto the runs table: inputs holds the

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"path/filepath"
 
+	"github.com/jmoiron/sqlx"
+
 	"github.com/repricer/repricer/connectors/bundle"
 	"github.com/repricer/repricer/connectors/postgres"
 	"github.com/repricer/repricer/contracts"
@@ -71,23 +73,17 @@ func Apply(ctx context.Context, src, out string, as []contracts.Amendment, today
 }
 
 func applyDB(ctx context.Context, url string, as []contracts.Amendment, today contracts.Date, opts postgres.Options) (res []*contracts.Applied, err error) {
-	db, err := postgres.Open(ctx, url, opts)
-	if err != nil {
-		return nil, err
-	}
-	defer func() {
-		if cerr := db.Close(); cerr != nil && err == nil {
-			err = cerr
+	err = postgres.WithDB(ctx, url, opts, func(db *sqlx.DB) error {
+		for _, a := range as {
+			r, err := postgres.ApplyAmendment(ctx, db, a, today)
+			if err != nil {
+				return err
+			}
+			res = append(res, r)
 		}
-	}()
-	for _, a := range as {
-		r, err := postgres.ApplyAmendment(ctx, db, a, today)
-		if err != nil {
-			return res, err
-		}
-		res = append(res, r)
-	}
-	return res, nil
+		return nil
+	})
+	return res, err
 }
 
 // LoadSchedule reads the unvalidated schedule of a bundle folder or a

@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strconv"
 
+	"github.com/jmoiron/sqlx"
+
 	"github.com/repricer/repricer/connectors/bundle"
 	"github.com/repricer/repricer/connectors/postgres"
 	"github.com/repricer/repricer/contracts"
@@ -158,15 +160,14 @@ func dateText(d contracts.Date) string {
 // ReadLogDB reads the amendment log of the store at url: the amendments
 // and amendment_rates tables.
 func ReadLogDB(ctx context.Context, url string, opts postgres.Options) (l *Log, err error) {
-	db, err := postgres.Open(ctx, url, opts)
-	if err != nil {
-		return nil, err
-	}
-	defer func() {
-		if cerr := db.Close(); cerr != nil && err == nil {
-			err = cerr
-		}
-	}()
+	err = postgres.WithDB(ctx, url, opts, func(db *sqlx.DB) error {
+		l, err = readLogDB(ctx, db)
+		return err
+	})
+	return l, err
+}
+
+func readLogDB(ctx context.Context, db *sqlx.DB) (l *Log, err error) {
 	recs, err := postgres.Amendments(ctx, db, "")
 	if err != nil {
 		return nil, err

@@ -57,12 +57,10 @@ func Export(ctx context.Context, db *sqlx.DB) (*contracts.Schedule, error) {
 // LoadURL opens the database at url, loads it and closes it: the one call
 // a run needs for --contracts postgres://...
 func LoadURL(ctx context.Context, url string, opts Options) (s *contracts.Schedule, err error) {
-	db, err := Open(ctx, url, opts)
-	if err != nil {
-		return nil, err
-	}
-	defer closeInto(&err, db)
-	s, err = Load(ctx, db)
+	err = WithDB(ctx, url, opts, func(db *sqlx.DB) error {
+		s, err = Load(ctx, db)
+		return err
+	})
 	if err != nil {
 		return nil, err
 	}

@@ -246,6 +246,18 @@ func Redact(dsn string) string {
 
 // closeInto closes c and keeps its error in *err unless *err already holds
 // one, for deferred closes whose error matters.
+// WithDB opens the database at dsn (Open), calls fn with it and closes it;
+// a failed close is the error when fn succeeded. It is the one-call form
+// for a command that needs a connection for one piece of work.
+func WithDB(ctx context.Context, dsn string, opts Options, fn func(*sqlx.DB) error) (err error) {
+	db, err := Open(ctx, dsn, opts)
+	if err != nil {
+		return err
+	}
+	defer closeInto(&err, db)
+	return fn(db)
+}
+
 func closeInto(err *error, c io.Closer) {
 	if cerr := c.Close(); cerr != nil && *err == nil {
 		*err = cerr

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"os"
 
+	"github.com/jmoiron/sqlx"
+
 	"github.com/repricer/repricer/connectors/bundle"
 	"github.com/repricer/repricer/connectors/postgres"
 	"github.com/repricer/repricer/contracts"
@@ -79,16 +81,7 @@ func Stream(ctx context.Context, src string, opts postgres.Options, header func(
 		return header(s)
 	}
 	if postgres.IsURL(src) {
-		db, err := postgres.Open(ctx, src, opts)
-		if err != nil {
-			return "", err
-		}
-		defer func() {
-			if cerr := db.Close(); err == nil {
-				err = cerr
-			}
-		}()
-		return describe(src), postgres.LoadStream(ctx, db, checked, rate)
+		return describe(src), postgres.WithDB(ctx, src, opts, func(db *sqlx.DB) error { return postgres.LoadStream(ctx, db, checked, rate) })
 	}
 	if err := checkBundle(src); err != nil {
 		return "", err

@@ -11,6 +11,8 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/jmoiron/sqlx"
+
 	"github.com/repricer/repricer/connectors/bundle"
 	"github.com/repricer/repricer/connectors/postgres"
 )
@@ -23,13 +25,11 @@ import (
 // that a cache can keep one entry per source.
 func Version(ctx context.Context, src string, opts postgres.Options) (ident, version string, err error) {
 	if postgres.IsURL(src) {
-		db, err := postgres.Open(ctx, src, opts)
-		if err != nil {
-			return "", "", err
-		}
-		defer db.Close()
-		v, err := postgres.ScheduleVersion(ctx, db)
-		return "postgres:" + postgres.Redact(src), "postgres:" + v, err
+		err := postgres.WithDB(ctx, src, opts, func(db *sqlx.DB) (err error) {
+			version, err = postgres.ScheduleVersion(ctx, db)
+			return err
+		})
+		return "postgres:" + postgres.Redact(src), "postgres:" + version, err
 	}
 	if err := checkBundle(src); err != nil {
 		return "", "", err
