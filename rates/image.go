@@ -12,6 +12,7 @@ import (
 	"unsafe"
 
 	"github.com/repricer/repricer/contracts"
+	"github.com/repricer/repricer/internal/varcodec"
 	"github.com/repricer/repricer/money"
 )
 
@@ -460,11 +461,11 @@ func (t *fileTable) id(name string) uint32 {
 	return intern(t.ids, &t.names, name, name)
 }
 
-// appendRate appends r in the compact encoding of an engine's kept rates:
-// varints and length-prefixed strings, in contracts.Rate field order, the
-// source file as its id in files.
+// appendRate appends r in the compact encoding of an engine's kept rates
+// (varcodec: varints and length-prefixed strings), in contracts.Rate field
+// order, the source file as its id in files.
 func appendRate(b []byte, r *contracts.Rate, files *fileTable) []byte {
-	str := func(s string) { b = binary.AppendUvarint(b, uint64(len(s))); b = append(b, s...) }
+	str := func(s string) { b = varcodec.AppendString(b, s) }
 	num := func(n int64) { b = binary.AppendVarint(b, n) }
 	str(r.ID)
 	str(r.ContractID)
@@ -503,71 +504,39 @@ func appendRate(b []byte, r *contracts.Rate, files *fileTable) []byte {
 	return b
 }
 
-// rateDecoder reads what appendRate wrote; it records the first error.
-type rateDecoder struct {
-	b   []byte
-	err error
-}
-
-func (d *rateDecoder) num() int64 {
-	n, k := binary.Varint(d.b)
-	if k <= 0 {
-		d.fail()
-		return 0
-	}
-	d.b = d.b[k:]
-	return n
-}
-
-func (d *rateDecoder) str() string {
-	n, k := binary.Uvarint(d.b)
-	if k <= 0 || n > uint64(len(d.b)-k) {
-		d.fail()
-		return ""
-	}
-	s := string(d.b[k : k+int(n)])
-	d.b = d.b[k+int(n):]
-	return s
-}
-
-func (d *rateDecoder) fail() {
-	if d.err == nil {
-		d.err = ErrImageCorrupt
-	}
-	d.b = nil
-}
-
 // decodeRates decodes rates appendRate wrote, back to back, with their
 // table of source files.
 func decodeRates(b []byte, files []string) ([]contracts.Rate, error) {
-	d := rateDecoder{b: b}
+	d := varcodec.NewDecoder(b)
 	var out []contracts.Rate
-	for len(d.b) > 0 && d.err == nil {
-		r := contracts.Rate{ID: d.str(), ContractID: d.str(), Kind: d.str(), Type: contracts.RateType(d.num()),
-			Value: money.Fixed(d.num()), Specialty: d.str(), VisitKind: d.str(), CPTCode: d.str(),
-			RangeStart: d.str(), RangeEnd: d.str(), Modifier: d.str()}
-		if n := d.num(); n > 0 && n <= int64(len(d.b)) {
+	for d.Len() > 0 {
+		r := contracts.Rate{ID: d.String(), ContractID: d.String(), Kind: d.String(), Type: contracts.RateType(d.Varint()),
+			Value: money.Fixed(d.Varint()), Specialty: d.String(), VisitKind: d.String(), CPTCode: d.String(),
+			RangeStart: d.String(), RangeEnd: d.String(), Modifier: d.String()}
+		if n := d.Varint(); n > 0 && n <= int64(d.Len()) {
 			r.PlaceOfService = make([]string, n)
 			for i := range r.PlaceOfService {
-				r.PlaceOfService[i] = d.str()
+				r.PlaceOfService[i] = d.String()
 			}
 		}
-		r.Effective, r.End = contracts.Date(d.num()), contracts.Date(d.num())
-		r.MinUnits, r.MaxUnits = int(d.num()), int(d.num())
-		flags := d.num()
+		r.Effective, r.End = contracts.Date(d.Varint()), contracts.Date(d.Varint())
+		r.MinUnits, r.MaxUnits = int(d.Varint()), int(d.Varint())
+		flags := d.Varint()
 		r.RequiresAuth, r.RequiresReview, r.Active = flags&1 != 0, flags&2 != 0, flags&4 != 0
-		if f := d.num(); f >= 0 && f < int64(len(files)) {
-			r.Source.File = files[f]
-		} else {
-			d.fail()
+		f := d.Varint()
+		if f < 0 || f >= int64(len(files)) {
+			return out, ErrImageCorrupt
 		}
-		r.Source.Row, r.Source.Line = int(d.num()), int(d.num())
+		r.Source = contracts.Source{File: files[f], Row: int(d.Varint()), Line: int(d.Varint())}
 		if flags&8 != 0 {
-			r.LoadError = &contracts.FieldError{Field: d.str(), Value: d.str(), Reason: d.str()}
+			r.LoadError = &contracts.FieldError{Field: d.String(), Value: d.String(), Reason: d.String()}
+		}
+		if d.Failed() {
+			return out, ErrImageCorrupt
 		}
 		out = append(out, r)
 	}
-	return out, d.err
+	return out, nil
 }
 
 // contractRates returns the accepted rates of ce's contract, in source

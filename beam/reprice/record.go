@@ -5,6 +5,7 @@ import (
 	"errors"
 
 	"github.com/repricer/repricer/claims"
+	"github.com/repricer/repricer/internal/varcodec"
 	"github.com/repricer/repricer/money"
 )
 
@@ -33,18 +34,13 @@ func encodeLine(dst []byte, file int, l *claims.Line) []byte {
 	dst = append(dst, flags)
 	if l.Invalid != nil {
 		dst = binary.AppendVarint(dst, int64(l.Billed))
-		dst = appendString(dst, l.Invalid.Field)
-		dst = appendString(dst, l.Invalid.Reason)
+		dst = varcodec.AppendString(dst, l.Invalid.Field)
+		dst = varcodec.AppendString(dst, l.Invalid.Reason)
 	}
 	for _, v := range l.Raw {
-		dst = appendString(dst, v)
+		dst = varcodec.AppendString(dst, v)
 	}
 	return dst
-}
-
-func appendString(dst []byte, s string) []byte {
-	dst = binary.AppendUvarint(dst, uint64(len(s)))
-	return append(dst, s...)
 }
 
 var errRecord = errors.New("corrupt claim line record")
@@ -52,20 +48,20 @@ var errRecord = errors.New("corrupt claim line record")
 // decodeLine fills l from a record made by encodeLine; files names the
 // matched input files by index.
 func decodeLine(b []byte, files []string, l *claims.Line) (file int, err error) {
-	d := decoder{b: b}
-	file = int(d.uvarint())
-	row := int64(d.uvarint())
-	flags := d.byte()
+	d := varcodec.NewDecoder(b)
+	file = int(d.Uvarint())
+	row := int64(d.Uvarint())
+	flags := d.Byte()
 	*l = claims.Line{}
 	if flags&recInvalid != 0 {
-		l.Billed = money.Cents(d.varint())
+		l.Billed = money.Cents(d.Varint())
 		l.BilledOK = flags&recBilledOK != 0
-		l.Invalid = &claims.FieldError{Field: d.string(), Reason: d.string()}
+		l.Invalid = &claims.FieldError{Field: d.String(), Reason: d.String()}
 	}
 	for i := range l.Raw {
-		l.Raw[i] = d.string()
+		l.Raw[i] = d.String()
 	}
-	if d.bad || len(d.b) != 0 || file < 0 || file >= len(files) {
+	if d.Failed() || d.Len() != 0 || file < 0 || file >= len(files) {
 		return 0, errRecord
 	}
 	l.Source = claims.Source{File: files[file], Row: row}
@@ -73,50 +69,4 @@ func decodeLine(b []byte, files []string, l *claims.Line) (file int, err error) 
 		l.Parse()
 	}
 	return file, nil
-}
-
-type decoder struct {
-	b   []byte
-	bad bool
-}
-
-func (d *decoder) uvarint() uint64 {
-	v, n := binary.Uvarint(d.b)
-	if n <= 0 {
-		d.bad, d.b = true, nil
-		return 0
-	}
-	d.b = d.b[n:]
-	return v
-}
-
-func (d *decoder) varint() int64 {
-	v, n := binary.Varint(d.b)
-	if n <= 0 {
-		d.bad, d.b = true, nil
-		return 0
-	}
-	d.b = d.b[n:]
-	return v
-}
-
-func (d *decoder) byte() byte {
-	if len(d.b) == 0 {
-		d.bad = true
-		return 0
-	}
-	c := d.b[0]
-	d.b = d.b[1:]
-	return c
-}
-
-func (d *decoder) string() string {
-	n := d.uvarint()
-	if n > uint64(len(d.b)) {
-		d.bad, d.b = true, nil
-		return ""
-	}
-	s := string(d.b[:n])
-	d.b = d.b[n:]
-	return s
 }
