@@ -223,9 +223,7 @@ func sampleDatabase(t *testing.T) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	refused := map[string]bool{"C008": true, "8001": true, "2008": true, "4006": true, "10006": true, "14004": true, "14005": true}
-	s.Contracts = slices.DeleteFunc(s.Contracts, func(c contracts.Contract) bool { return refused[c.ID] })
-	s.Rates = slices.DeleteFunc(s.Rates, func(r contracts.Rate) bool { return refused[r.ID] })
+	pgtest.DropRefused(s)
 	url := pgtest.NewDatabase(t)
 	db := pgtest.Open(t, url)
 	if err := postgres.Migrate(ctx, db.DB); err != nil {

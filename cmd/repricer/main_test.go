@@ -5,14 +5,12 @@ import (
 	"context"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"testing"
 
 	"github.com/apache/arrow-go/v18/arrow/ipc"
 
 	"github.com/repricer/repricer/connectors/bundle"
-	"github.com/repricer/repricer/contracts"
 
 	"github.com/repricer/repricer/connectors/postgres/pgtest"
 )
@@ -159,9 +157,7 @@ func cleanSample(t *testing.T, dir string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	refused := map[string]bool{"C008": true, "8001": true, "2008": true, "4006": true, "10006": true, "14004": true, "14005": true}
-	s.Contracts = slices.DeleteFunc(s.Contracts, func(c contracts.Contract) bool { return refused[c.ID] })
-	s.Rates = slices.DeleteFunc(s.Rates, func(r contracts.Rate) bool { return refused[r.ID] })
+	pgtest.DropRefused(s)
 	if err := bundle.Write(ctx, dir, s); err != nil {
 		t.Fatal(err)
 	}
