@@ -11,7 +11,6 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/ipc"
 
 	"github.com/repricer/repricer/connectors/bundle"
-
 	"github.com/repricer/repricer/connectors/postgres/pgtest"
 )
 
