@@ -22,8 +22,8 @@ func TestRoundTripAndFailure(t *testing.T) {
 		d.Uvarint()
 		d.Varint()
 		d.Byte()
-		d.String()
-		d.String()
+		_ = d.String()
+		_ = d.String()
 		if !d.Failed() {
 			t.Errorf("a record cut to %d bytes decoded", n)
 		}
