@@ -1,7 +1,6 @@
 package adjust
 
 import (
-	"bufio"
 	"context"
 	"encoding/csv"
 	"encoding/json"
@@ -9,6 +8,8 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+
+	"github.com/repricer/repricer/internal/atomicfile"
 )
 
 // LineColumns are the columns of adjustments.csv.
@@ -158,27 +159,6 @@ func (rep *Report) Write(ctx context.Context, dir string) error {
 }
 
 // writeFile writes path through a temporary file renamed into place.
-func writeFile(path string, write func(io.Writer) error) (err error) {
-	tmp := path + ".tmp"
-	f, err := os.Create(tmp)
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if err != nil {
-			_ = f.Close() // already failing; the write error is the one to report
-			_ = os.Remove(tmp)
-		}
-	}()
-	bw := bufio.NewWriter(f)
-	if err := write(bw); err != nil {
-		return err
-	}
-	if err := bw.Flush(); err != nil {
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
+func writeFile(path string, write func(io.Writer) error) error {
+	return atomicfile.Write(path, write)
 }

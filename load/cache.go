@@ -1,7 +1,6 @@
 package load
 
 import (
-	"bufio"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -20,6 +19,7 @@ import (
 
 	"github.com/repricer/repricer/connectors/postgres"
 	"github.com/repricer/repricer/connectors/schedule"
+	"github.com/repricer/repricer/internal/atomicfile"
 	"github.com/repricer/repricer/internal/flock"
 	"github.com/repricer/repricer/rates"
 )
@@ -230,33 +230,13 @@ func (c *Cache) lock(ctx context.Context, name string) (unlock func(), err error
 
 // writeImage writes e's image beside name and renames it into place, so
 // that a reader sees the old image or the new one, never a part.
-func writeImage(name string, e *rates.Engine, extra imageExtra) (err error) {
+func writeImage(name string, e *rates.Engine, extra imageExtra) error {
 	x, err := json.Marshal(extra)
 	if err != nil {
 		return err
 	}
-	tmp := name + ".tmp" // the build lock's holder alone writes it
-	f, err := os.Create(tmp)
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if err != nil {
-			f.Close()
-			os.Remove(tmp)
-		}
-	}()
-	w := bufio.NewWriterSize(f, 1<<20)
-	if err := e.WriteImage(w, x); err != nil {
-		return err
-	}
-	if err := w.Flush(); err != nil {
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp, name)
+	// The build lock's holder alone writes name.
+	return atomicfile.Write(name, func(w io.Writer) error { return e.WriteImage(w, x) })
 }
 
 // compilerID names the program that compiles images, so that an image is

@@ -6,6 +6,7 @@ import (
 	"encoding/csv"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -19,6 +20,7 @@ import (
 	"github.com/repricer/repricer/connectors/postgres"
 	"github.com/repricer/repricer/connectors/schedule"
 	"github.com/repricer/repricer/contracts"
+	"github.com/repricer/repricer/internal/atomicfile"
 )
 
 // databaseFlag names a database; it falls back to DATABASE_URL. The URL may
@@ -175,11 +177,7 @@ func writeRefusedReport(path string, rows []postgres.RowError) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return fmt.Errorf("--report: %w", err)
 	}
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, b.Bytes(), 0o644); err != nil {
-		return fmt.Errorf("--report: %w", err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
+	if err := atomicfile.Write(path, func(w io.Writer) error { _, err := w.Write(b.Bytes()); return err }); err != nil {
 		return fmt.Errorf("--report: %w", err)
 	}
 	return nil

@@ -12,6 +12,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/repricer/repricer/connectors/bundle"
+	"github.com/repricer/repricer/internal/atomicfile"
 	"github.com/repricer/repricer/synth"
 )
 
@@ -110,29 +111,15 @@ func writeClaims(ctx context.Context, path, format string, g *synth.ClaimGen) (n
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return 0, fmt.Errorf("gen: %w", err)
 	}
-	tmp := path + ".tmp"
-	f, err := os.Create(tmp)
-	if err != nil {
-		return 0, fmt.Errorf("gen: %w", err)
-	}
-	defer func() {
-		if err != nil {
-			f.Close()
-			os.Remove(tmp)
+	err = atomicfile.Write(path, func(w io.Writer) (err error) {
+		if format == "parquet" {
+			n, err = synth.WriteParquet(ctx, w, g)
+		} else {
+			n, err = synth.WriteCSV(ctx, w, g)
 		}
-	}()
-	if format == "parquet" {
-		n, err = synth.WriteParquet(ctx, f, g)
-	} else {
-		n, err = synth.WriteCSV(ctx, f, g)
-	}
+		return err
+	})
 	if err != nil {
-		return n, fmt.Errorf("gen: %w", err)
-	}
-	if err := f.Close(); err != nil {
-		return n, fmt.Errorf("gen: close %s: %w", tmp, err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
 		return n, fmt.Errorf("gen: %w", err)
 	}
 	return n, nil

@@ -20,6 +20,7 @@ import (
 	"strings"
 
 	"github.com/repricer/repricer/contracts"
+	"github.com/repricer/repricer/internal/atomicfile"
 	"github.com/repricer/repricer/money"
 )
 
@@ -510,38 +511,23 @@ func fmtInt(n int) string {
 // record i) aside and renames it to path, so that a reader never sees half
 // a file. Bundle files and the files kept beside them (an amendment log)
 // are written this way.
-func WriteCSVFile(ctx context.Context, path string, header []string, n int, rec func(int) []string) (err error) {
-	tmp := path + ".tmp"
-	f, err := os.Create(tmp)
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if err != nil {
-			f.Close()
-			os.Remove(tmp)
+func WriteCSVFile(ctx context.Context, path string, header []string, n int, rec func(int) []string) error {
+	return atomicfile.Write(path, func(f io.Writer) error {
+		w := csv.NewWriter(f)
+		if err := w.Write(header); err != nil {
+			return err
 		}
-	}()
-	w := csv.NewWriter(f)
-	if err := w.Write(header); err != nil {
-		return err
-	}
-	for i := 0; i < n; i++ {
-		if i%4096 == 0 {
-			if err := ctx.Err(); err != nil {
+		for i := 0; i < n; i++ {
+			if i%4096 == 0 {
+				if err := ctx.Err(); err != nil {
+					return err
+				}
+			}
+			if err := w.Write(rec(i)); err != nil {
 				return err
 			}
 		}
-		if err := w.Write(rec(i)); err != nil {
-			return err
-		}
-	}
-	w.Flush()
-	if err := w.Error(); err != nil {
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
+		w.Flush()
+		return w.Error()
+	})
 }
